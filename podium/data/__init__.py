@@ -1,0 +1,1 @@
+"""Datasets: folder formats, the bundled Blue Marble demo and synthetic generators for tests."""
