@@ -1,0 +1,176 @@
+"""The build layer: turns a validated Config into datasets, model, heads and engine objects.
+
+Nothing below this layer sees the config; it receives typed values.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from podium.config import AeroscapesData, Config, FolderData, HeadConfig
+from podium.data.dataset import SegmentationDataset
+from podium.data.formats import Sample, aeroscapes_samples, folder_samples
+from podium.data.images import read_mask
+from podium.data.transforms import build_transform
+from podium.engine.datamodule import PodiumDataModule
+from podium.engine.module import HeadTask, PodiumModule
+from podium.losses import LossContext, build_loss
+from podium.metrics import MetricContext, build_metrics
+from podium.models import HeadSpec, PodiumModel, build_model
+
+__all__ = [
+    "build_datamodule",
+    "build_head_specs",
+    "build_module",
+    "build_podium_model",
+    "dataset_for",
+    "split_samples",
+]
+
+
+def split_samples(config: Config, split: str) -> list[Sample]:
+    """Samples of 'train' or 'val' for the configured layout."""
+    data = config.data
+    if isinstance(data, FolderData):
+        dirs = data.train if split == "train" else data.val
+        return folder_samples(dirs.images, dirs.masks)
+    if isinstance(data, AeroscapesData):
+        return aeroscapes_samples(data.root, data.train_list if split == "train" else data.val_list)
+    raise TypeError(f"unsupported data format {type(data).__name__}")
+
+
+def mask_reader(config: Config):
+    data = config.data
+    head = _mask_head(config)
+    palette = data.palette if data.mask_encoding == "palette" else None
+    if data.mask_encoding == "palette" and palette is None:
+        raise ValueError("data.mask_encoding is 'palette' but data.palette is not set")
+    classes = head.classes if head is not None else len(data.classes)
+    return functools.partial(
+        read_mask,
+        num_classes=classes,
+        ignore_index=data.ignore_index,
+        palette=palette,
+        ignore_color=data.ignore_color,
+    )
+
+
+def _mask_head(config: Config) -> HeadConfig | None:
+    return next((h for h in config.heads.values() if h.kind == "mask"), None)
+
+
+def _mask_target_key(config: Config) -> str:
+    name, head = next((n, h) for n, h in config.heads.items() if h.kind == "mask")
+    return head.target or name
+
+
+def dataset_for(
+    config: Config, split: str, samples: list[Sample] | None = None, augment: bool | None = None
+) -> SegmentationDataset:
+    augment = split == "train" if augment is None else augment
+    spec = config.augmentation.train if augment else config.augmentation.val
+    return SegmentationDataset(
+        samples if samples is not None else split_samples(config, split),
+        read_mask=mask_reader(config),
+        transform=build_transform(spec),
+        channels=config.model.in_channels,
+        target_key=_mask_target_key(config),
+    )
+
+
+def build_datamodule(config: Config) -> PodiumDataModule:
+    data = config.data
+    return PodiumDataModule(
+        dataset_for(config, "train"),
+        dataset_for(config, "val"),
+        batch_size=data.batch_size,
+        val_batch_size=data.val_batch_size,
+        num_workers=data.num_workers,
+    )
+
+
+def build_head_specs(config: Config) -> list[HeadSpec]:
+    return [
+        HeadSpec(name, h.kind, h.classes, h.activation, h.source, h.target or "")
+        for name, h in config.heads.items()
+    ]
+
+
+def build_podium_model(config: Config) -> PodiumModel:
+    m = config.model
+    return build_model(
+        m.arch,
+        m.encoder_name,
+        build_head_specs(config),
+        m.encoder_weights,
+        m.in_channels,
+        **m.kwargs,
+    )
+
+
+def _tasks(config: Config, specs: list[HeadSpec]) -> dict[str, HeadTask]:
+    ignore = config.data.ignore_index
+    tasks = {}
+    for spec in specs:
+        head = config.heads[spec.name]
+        loss_ctx = LossContext(spec.mode, spec.classes, ignore)
+        terms = [(t.name, t.weight, t.kwargs) for t in head.loss]
+        metric_ctx = MetricContext(spec.mode, spec.classes, ignore)
+        tasks[spec.name] = HeadTask(
+            spec, build_loss(terms, loss_ctx), head.weight, build_metrics(head.metrics, metric_ctx)
+        )
+    return tasks
+
+
+def configure_optimization(module: PodiumModule, config: Config) -> dict[str, Any]:
+    """Optimizer + scheduler config for Lightning, from the optim registries."""
+    from podium.optim import build_optimizer, build_scheduler
+
+    opt = config.optimizer
+    optimizer = build_optimizer(module.model, opt.name, opt.lr, opt.weight_decay, **opt.kwargs)
+    trainer = module.trainer
+    epochs = config.trainer.max_epochs
+    steps = max(1, int(trainer.estimated_stepping_batches) // epochs)
+    sched = config.schedule
+    scheduler = build_scheduler(
+        optimizer,
+        sched.name,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        monitor=config.trainer.monitor,
+        monitor_mode=config.trainer.monitor_mode,
+        **sched.kwargs,
+    )
+    if scheduler is None:
+        return {"optimizer": optimizer}
+    return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def use_channels_last(config: Config) -> bool:
+    setting = config.trainer.channels_last
+    if setting == "auto":
+        return torch.cuda.is_available() and config.trainer.accelerator in ("auto", "gpu", "cuda")
+    return bool(setting)
+
+
+def build_module(config: Config, model: PodiumModel | None = None) -> PodiumModule:
+    model = model or build_podium_model(config)
+    specs = build_head_specs(config)
+    module = PodiumModule(
+        model,
+        _tasks(config, specs),
+        mean=config.data.mean,
+        std=config.data.std,
+        configure_optim=functools.partial(configure_optimization, config=config),
+        config=config.model_dump(mode="json"),
+        channels_last=use_channels_last(config),
+    )
+    return module
+
+
+def resolve_path(base: Path, value: Path) -> Path:
+    return value if value.is_absolute() else base / value

@@ -1,0 +1,334 @@
+"""Pydantic models of the experiment YAML: load, apply `--set` overrides, validate once.
+
+Every model forbids unknown keys. Free-form blocks (loss terms, optimizer, schedule,
+SMP constructor arguments) are checked against the signature of what they construct,
+so a typo fails at load with the key path, the value and the accepted names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from podium.config_checks import (
+    check_albumentations,
+    check_arch,
+    check_encoder,
+    check_kwargs_fit,
+    check_registered,
+)
+from podium.config_errors import ConfigError, format_validation_error
+
+__all__ = [
+    "AugmentationConfig",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "HeadConfig",
+    "InferenceConfig",
+    "LossTerm",
+    "ModelConfig",
+    "OptimizerConfig",
+    "ScheduleConfig",
+    "TrainerConfig",
+    "apply_overrides",
+    "load_config",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Named(BaseModel):
+    """A `name` plus keyword arguments passed unrenamed to the named builder."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+class SplitDirs(Strict):
+    images: Path = Field(description="Folder of images (jpg, png, tif, ...).")
+    masks: Path | None = Field(None, description="Folder of masks paired with images by stem.")
+
+
+class DataBase(Strict):
+    classes: list[str] = Field(description="Class names; the mask value i is classes[i].")
+    mask_encoding: Literal["index", "palette"] = Field(
+        "index",
+        description="index: masks hold class ids (grey or PIL 'P' PNG); palette: RGB masks "
+        "whose colours are listed in `palette`.",
+    )
+    palette: list[tuple[int, int, int]] | None = Field(
+        None, description="RGB colour per class: decodes palette masks and colours outputs."
+    )
+    ignore_index: int | None = Field(
+        255, description="Mask value excluded from loss and metrics (null: none)."
+    )
+    ignore_color: tuple[int, int, int] | None = Field(
+        None, description="Palette masks only: the colour that means ignore_index."
+    )
+    mean: tuple[float, ...] = Field(IMAGENET_MEAN, description="Per-channel mean, 0..1 scale.")
+    std: tuple[float, ...] = Field(IMAGENET_STD, description="Per-channel std, 0..1 scale.")
+    batch_size: int = Field(8, ge=1, description="Training batch size.")
+    val_batch_size: int | None = Field(None, ge=1, description="Defaults to batch_size.")
+    num_workers: int | Literal["auto"] = Field(
+        "auto", description="DataLoader workers; auto = cores - 1, at most 8."
+    )
+
+    @field_validator("palette")
+    @classmethod
+    def _palette_colours(cls, value):
+        if value is not None:
+            for colour in value:
+                if not all(0 <= c <= 255 for c in colour):
+                    raise ValueError(f"palette colour {colour} is outside 0..255")
+        return value
+
+
+class FolderData(DataBase):
+    format: Literal["folder"] = Field("folder", description="images/ + masks/ per split.")
+    train: SplitDirs
+    val: SplitDirs
+
+
+class AeroscapesData(DataBase):
+    format: Literal["aeroscapes"] = Field(description="The Aeroscapes layout.")
+    root: Path = Field(description="Holds JPEGImages/, SegmentationClass/, ImageSets/.")
+    train_list: str = Field("trn.txt", description="File in ImageSets/ listing train ids.")
+    val_list: str = Field("val.txt", description="File in ImageSets/ listing val ids.")
+
+
+DataConfig = Annotated[FolderData | AeroscapesData, Field(discriminator="format")]
+
+
+# --- model and heads --------------------------------------------------------------------------
+
+
+class ModelConfig(Strict):
+    arch: str = Field("Unet", description="Any segmentation_models_pytorch architecture.")
+    encoder_name: str = Field("resnet34", description="SMP encoder, or timm as 'tu-<name>'.")
+    encoder_weights: str | None = Field(
+        None, description="null (random init), a hub name like 'imagenet', or a local file."
+    )
+    in_channels: int = Field(3, ge=1, description="Input channels (1 reads images as grey).")
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Extra SMP constructor arguments (decoder_channels...)."
+    )
+
+    @field_validator("arch")
+    @classmethod
+    def _arch(cls, value: str) -> str:
+        return check_arch(value)
+
+    @field_validator("encoder_name")
+    @classmethod
+    def _encoder(cls, value: str) -> str:
+        return check_encoder(value)
+
+
+class LossTerm(Named):
+    weight: float = 1.0
+
+
+class HeadConfig(Strict):
+    kind: Literal["mask"] = Field("mask", description="What the head predicts (DESIGN.md).")
+    classes: int = Field(ge=1, description="Output channels (classes).")
+    activation: Literal["softmax", "sigmoid"] = Field(
+        "softmax", description="softmax: one class per pixel; sigmoid: multi-label."
+    )
+    source: Literal["decoder", "encoder"] = Field(
+        "decoder", description="Reads the decoder's finest map or the encoder's deepest."
+    )
+    target: str | None = Field(None, description="Batch key of the target; default head name.")
+    loss: list[LossTerm] = Field(
+        default_factory=lambda: [LossTerm(name="ce")], description="Weighted loss terms."
+    )
+    weight: float = Field(1.0, ge=0, description="Weight of this head in the total loss.")
+    metrics: list[str] = Field(
+        default_factory=lambda: ["iou", "dice", "accuracy"],
+        description="Validation metrics by name, logged as val/<head>/<metric>.",
+    )
+
+    @field_validator("loss")
+    @classmethod
+    def _losses(cls, terms: list[LossTerm]) -> list[LossTerm]:
+        from podium.losses import LOSSES
+
+        for term in terms:
+            check_kwargs_fit(LOSSES, term.name, term.kwargs, skip_first=True)
+        return terms
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, names: list[str]) -> list[str]:
+        from podium.metrics import METRICS
+
+        for name in names:
+            check_registered(METRICS, name)
+        return names
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+class OptimizerConfig(Named):
+    name: str = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+
+
+class ScheduleConfig(Named):
+    name: str = "constant"
+
+
+class AugmentationConfig(Strict):
+    train: Any = Field(None, description="albumentations dict (A.to_dict form) or a list.")
+    val: Any = Field(None, description="Same, for validation; usually null.")
+
+    @field_validator("train", "val")
+    @classmethod
+    def _albu(cls, value: Any) -> Any:
+        return check_albumentations(value)
+
+
+class TrainerConfig(Strict):
+    max_epochs: int = Field(10, ge=1)
+    accelerator: str = Field("auto", description="auto, cpu, gpu, ...")
+    devices: int | str = "auto"
+    precision: str = Field(
+        "auto", description="auto: bf16-mixed where supported, 16-mixed on other GPUs, 32 on CPU."
+    )
+    deterministic: bool = Field(False, description="torch deterministic algorithms.")
+    monitor: str = Field("val/loss", description="Metric for best checkpoint and early stop.")
+    monitor_mode: Literal["min", "max"] = "min"
+    save_top_k: int = Field(1, ge=0)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    gradient_clip_val: float | None = None
+    accumulate_grad_batches: int = Field(1, ge=1)
+    log_every_n_steps: int = Field(10, ge=1)
+    limit_train_batches: float | int = 1.0
+    limit_val_batches: float | int = 1.0
+    channels_last: bool | Literal["auto"] = Field("auto", description="auto: on for CUDA.")
+    progress_bar: bool = True
+
+
+class InferenceConfig(Strict):
+    batch_size: int = Field(8, ge=1, description="Training batch size.")
+    overlay_alpha: float = Field(0.5, ge=0, le=1)
+    grid_k: int = Field(4, ge=1, description="Best-k and worst-k images shown by evaluate.")
+
+
+class Config(Strict):
+    experiment: str = Field("experiment", description="Run folder name under output_dir.")
+    seed: int = Field(42, description="Seeds Python, NumPy, torch and the workers.")
+    output_dir: Path = Field(Path("runs"), description="Runs go to output_dir/experiment/<time>.")
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    heads: dict[str, HeadConfig]
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+
+    @field_validator("heads")
+    @classmethod
+    def _heads(cls, heads: dict[str, HeadConfig]) -> dict[str, HeadConfig]:
+        if not heads:
+            raise ValueError("at least one head is needed, e.g. heads: {mask: {classes: 3}}")
+        return heads
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer(cls, value: OptimizerConfig) -> OptimizerConfig:
+        from podium.optim import OPTIMIZERS
+
+        check_registered(OPTIMIZERS, value.name)
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: ScheduleConfig) -> ScheduleConfig:
+        from podium.optim import SCHEDULES
+
+        check_registered(SCHEDULES, value.name)
+        return value
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` strings; values are parsed as YAML scalars/lists (never eval)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        path, text = item.split("=", 1)
+        keys = path.strip().split(".")
+        node: Any = raw
+        for key in keys[:-1]:
+            node = _child(node, key, path)
+        last = keys[-1]
+        value = yaml.safe_load(text) if text.strip() else None
+        if isinstance(node, list):
+            node[_index(last, path)] = value
+        else:
+            node[last] = value
+    return raw
+
+
+def _child(node: Any, key: str, path: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(key, path)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"--set {path}: {key!r} is inside a value that is not a mapping")
+    return node.setdefault(key, {})
+
+
+def _index(key: str, path: str) -> int:
+    if not key.lstrip("-").isdigit():
+        raise ConfigError(f"--set {path}: {key!r} indexes a list, use a number")
+    return int(key)
+
+
+def load_config(
+    path: Path | str | None = None,
+    overrides: list[str] | None = None,
+    raw: dict[str, Any] | None = None,
+) -> Config:
+    """Read YAML (or take `raw`), apply overrides, validate; raise ConfigError on any problem."""
+    source = str(path) if path is not None else "<dict>"
+    if raw is None:
+        raw = _read_yaml(Path(path))
+    raw = apply_overrides(raw, list(overrides or []))
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, source, Config)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return raw

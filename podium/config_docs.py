@@ -1,0 +1,93 @@
+"""Render the config reference (README) from the pydantic models, so docs never drift."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from podium.config import AeroscapesData, Config, DataBase, FolderData
+
+__all__ = ["config_reference"]
+
+
+def _type_name(annotation: Any) -> str:
+    text = repr(annotation) if not isinstance(annotation, type) else annotation.__name__
+    for noise in ("typing.", "pathlib.", "podium.config.", "NoneType"):
+        text = text.replace(noise, "" if noise != "NoneType" else "None")
+    return text.replace("|", "\\|")
+
+
+def _default(field) -> str:
+    if field.default is PydanticUndefined and field.default_factory is None:
+        return "required"
+    value = field.default_factory() if field.default_factory is not None else field.default
+    if isinstance(value, BaseModel):
+        return "(section)"
+    return f"`{value!r}`".replace("|", "\\|")
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _nested_models(arg)]
+
+
+def _section(
+    model: type[BaseModel],
+    prefix: str,
+    lines: list[str],
+    seen: set,
+    title: str | None = None,
+    skip: frozenset = frozenset(),
+) -> None:
+    rows, children = [], []
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        key = f"{prefix}{name}"
+        nested = [m for m in _nested_models(field.annotation) if m not in seen]
+        if nested and name != "loss":
+            children.append((key, nested))
+            continue
+        doc = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {doc} |")
+    if rows:
+        heading = title or f"`{prefix.rstrip('.') or 'top level'}`"
+        lines += [
+            f"\n#### {heading}" + _extra_note(model),
+            "",
+            "| key | type | default | meaning |",
+            "| --- | --- | --- | --- |",
+            *rows,
+        ]
+    for key, models in children:
+        if key == "data":
+            _data_sections(lines, seen)
+            continue
+        for child in models:
+            seen.add(child)
+            sub = f"{key}.<name>." if key == "heads" else f"{key}."
+            _section(child, sub, lines, seen)
+
+
+def _data_sections(lines: list[str], seen: set) -> None:
+    """Common data keys once, then what each `data.format` adds."""
+    common = frozenset(DataBase.model_fields)
+    _section(DataBase, "data.", lines, seen, title="`data` (every format)")
+    for fmt, model in (("folder", FolderData), ("aeroscapes", AeroscapesData)):
+        seen.add(model)
+        _section(model, "data.", lines, seen, title=f"`data` with `format: {fmt}`", skip=common)
+
+
+def _extra_note(model: type[BaseModel]) -> str:
+    if model.model_config.get("extra") == "allow":
+        return " — other keys go to the named builder as keyword arguments"
+    return ""
+
+
+def config_reference() -> str:
+    lines: list[str] = []
+    _section(Config, "", lines, {Config})
+    return "\n".join(lines).strip() + "\n"

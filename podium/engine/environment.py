@@ -1,0 +1,53 @@
+"""What a run ran on: versions and devices, saved beside its results."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+
+import torch
+
+__all__ = ["describe_environment", "resolve_precision"]
+
+_PACKAGES = (
+    "podium",
+    "torch",
+    "torchvision",
+    "lightning",
+    "segmentation-models-pytorch",
+    "timm",
+    "albumentations",
+    "torchmetrics",
+    "pytorch-optimizer",
+    "pydantic",
+    "numpy",
+    "opencv-python-headless",
+)
+
+
+def describe_environment() -> dict:
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    cuda = torch.cuda.is_available()
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": versions,
+        "cuda": torch.version.cuda if cuda else None,
+        "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "cpu_count": __import__("os").cpu_count(),
+    }
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """auto: bf16-mixed on GPUs that support it, 16-mixed on older GPUs, 32 on CPU."""
+    if precision != "auto":
+        return precision
+    if accelerator == "cpu" or not torch.cuda.is_available():
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"

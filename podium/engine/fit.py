@@ -1,0 +1,141 @@
+"""Fit a config: run folder, callbacks, Lightning Trainer, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    TQDMProgressBar,
+)
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from podium.build import build_datamodule, build_module
+from podium.config import Config, load_config
+from podium.engine.checkpoint_io import AtomicCheckpointIO
+from podium.engine.environment import describe_environment, resolve_precision
+from podium.engine.history import MetricsHistory
+from podium.io import atomic_write_text
+
+__all__ = ["make_run_dir", "resume_run_dir", "train"]
+
+
+def make_run_dir(config: Config) -> Path:
+    """output_dir/experiment/<timestamp>[-n]: a new folder per run, never overwritten."""
+    base = Path(config.output_dir) / config.experiment
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir, n = base / stamp, 1
+    while run_dir.exists():
+        run_dir, n = base / f"{stamp}-{n}", n + 1
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def resume_run_dir(ckpt: Path) -> Path:
+    """A checkpoint lives in <run>/checkpoints/; resuming continues that run folder."""
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"--resume: checkpoint {ckpt} does not exist")
+    return ckpt.resolve().parent.parent
+
+
+def _callbacks(config: Config, run_dir: Path) -> list[pl.Callback]:
+    t = config.trainer
+    callbacks: list[pl.Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best-{epoch:03d}",
+            monitor=t.monitor,
+            mode=t.monitor_mode,
+            save_top_k=t.save_top_k,
+            save_last=True,
+            auto_insert_metric_name=False,
+        ),
+        LearningRateMonitor(logging_interval="epoch"),
+        MetricsHistory(run_dir),
+    ]
+    if t.early_stopping_patience:
+        callbacks.append(
+            EarlyStopping(t.monitor, patience=t.early_stopping_patience, mode=t.monitor_mode)
+        )
+    if t.progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, t.log_every_n_steps // 2)))
+    return callbacks
+
+
+def build_trainer(config: Config, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
+    t = config.trainer
+    loggers = [
+        # One CSV per session: Lightning deletes an existing metrics.csv when it starts.
+        CSVLogger(run_dir / "logs", name="csv", version=datetime.now().strftime("%Y%m%d-%H%M%S")),
+        TensorBoardLogger(run_dir, name="logs", version="tensorboard"),
+    ]
+    return pl.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=t.max_epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        precision=resolve_precision(t.precision, t.accelerator),
+        deterministic=t.deterministic,
+        gradient_clip_val=t.gradient_clip_val,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        logger=loggers,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+    )
+
+
+def train(config: Config, resume: Path | None = None) -> Path:
+    """Fit and return the run folder (holds config, environment, history, checkpoints)."""
+    if resume is not None:
+        run_dir = resume_run_dir(resume)
+        config = _config_for_resume(config, run_dir)
+    else:
+        run_dir = make_run_dir(config)
+    pl.seed_everything(config.seed, workers=True)
+    atomic_write_text(run_dir / "config.yaml", config.to_yaml())
+    atomic_write_text(run_dir / "environment.json", json.dumps(describe_environment(), indent=2))
+    callbacks = _callbacks(config, run_dir)
+    trainer = build_trainer(config, run_dir, callbacks)
+    module = build_module(config)
+    trainer.fit(module, datamodule=build_datamodule(config), ckpt_path=resume)
+    _link_best(callbacks[0], run_dir)
+    return run_dir
+
+
+def _config_for_resume(config: Config, run_dir: Path) -> Config:
+    """The run's saved config wins over drift in the file, except for max_epochs."""
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return config
+    resumed = load_config(saved)
+    resumed.trainer.max_epochs = config.trainer.max_epochs
+    return resumed
+
+
+def _link_best(checkpoint: ModelCheckpoint, run_dir: Path) -> None:
+    """best.ckpt: a hard link to the best top-k file, refreshed atomically."""
+    best = checkpoint.best_model_path
+    if not best:
+        return
+    target = run_dir / "checkpoints" / "best.ckpt"
+    tmp = target.with_name(".best.ckpt.tmp")
+    if tmp.exists():
+        tmp.unlink()
+    try:
+        os.link(best, tmp)
+    except OSError:  # filesystems without hard links
+        import shutil
+
+        shutil.copyfile(best, tmp)
+    os.replace(tmp, target)

@@ -1,0 +1,135 @@
+"""One LightningModule for every task: heads own their loss and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+
+from podium.losses import CombinedLoss
+from podium.models import HeadSpec, PodiumModel
+
+__all__ = ["HeadTask", "PodiumModule", "normalize_on_device"]
+
+
+@dataclass
+class HeadTask:
+    """A head's training contract: its spec, weighted loss and validation metrics."""
+
+    spec: HeadSpec
+    loss: CombinedLoss
+    weight: float
+    metrics: MetricCollection
+
+
+def normalize_on_device(
+    images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> torch.Tensor:
+    """uint8 B×C×H×W → float, (x/255 - mean)/std; mean/std: C-vectors on the same device."""
+    scale = 1.0 / (255.0 * std)
+    return images.float().mul_(scale[None, :, None, None]).sub_((mean / std)[None, :, None, None])
+
+
+class PodiumModule(pl.LightningModule):
+    """Task-agnostic training/validation step over a dict of heads."""
+
+    def __init__(
+        self,
+        model: PodiumModel,
+        tasks: dict[str, HeadTask],
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        configure_optim: Callable[[PodiumModule], Any],
+        config: dict[str, Any],
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.tasks = tasks
+        # Metrics must be registered as children so Lightning moves and resets them.
+        self.val_metrics = nn.ModuleDict({name: t.metrics for name, t in tasks.items()})
+        self.losses = nn.ModuleDict({name: t.loss for name, t in tasks.items()})
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float), persistent=False)
+        self._configure_optim = configure_optim
+        self.config = config
+        self.channels_last = channels_last
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = normalize_on_device(images, self.mean, self.std)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def _losses(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        total = torch.zeros((), device=self.device)
+        logs: dict[str, torch.Tensor] = {}
+        for name, task in self.tasks.items():
+            key = task.spec.target_key
+            head_loss, parts = self.losses[name](
+                outputs[name], batch[key], batch.get(f"valid_{key}")
+            )
+            total = total + task.weight * head_loss
+            logs[f"{name}/loss"] = head_loss.detach()
+            logs.update({f"{name}/{part}": value.detach() for part, value in parts.items()})
+        return total, logs
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        outputs = self(batch["image"])
+        loss, logs = self._losses(outputs, batch)
+        size = batch["image"].shape[0]
+        self.log(
+            "train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=size
+        )
+        self.log_dict(
+            {f"train/{k}": v for k, v in logs.items()},
+            on_step=False,
+            on_epoch=True,
+            batch_size=size,
+        )
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        outputs = self(batch["image"])
+        loss, logs = self._losses(outputs, batch)
+        size = batch["image"].shape[0]
+        self.log("val/loss", loss, prog_bar=True, batch_size=size)
+        self.log_dict({f"val/{k}": v for k, v in logs.items()}, batch_size=size)
+        for name, task in self.tasks.items():
+            metrics = self.val_metrics[name]
+            metrics.update(outputs[name].detach().float(), batch[task.spec.target_key])
+
+    def on_validation_epoch_end(self) -> None:
+        for name, metrics in self.val_metrics.items():
+            values = metrics.compute()
+            self.log_dict(
+                {f"val/{name}/{k}": v for k, v in _flatten(values).items()}, prog_bar=True
+            )
+            metrics.reset()
+
+    def configure_optimizers(self) -> Any:
+        return self._configure_optim(self)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The resolved config travels with the weights: enough to rebuild the model.
+        checkpoint["podium_config"] = self.config
+
+
+def _flatten(values: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """MetricCollection results may nest dicts (per-class metrics); flatten with '_'."""
+    flat: dict[str, torch.Tensor] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}_{k}" if not k.startswith(key) else k: v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat

@@ -1,0 +1,1 @@
+"""Inference: loading checkpoints, prediction, evaluation, writers."""

@@ -1,0 +1,130 @@
+"""`podium evaluate`: per-class IoU/Dice, mIoU, pixel accuracy, confusion matrix, best/worst."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from torchmetrics.functional.classification import multiclass_confusion_matrix
+from tqdm import tqdm
+
+from podium.build import dataset_for
+from podium.config import Config
+from podium.engine.module import PodiumModule
+from podium.inference.forward import head_probabilities, predict_padded
+from podium.io import atomic_write_text
+from podium.report.evaluation_plots import plot_best_worst, plot_confusion
+
+__all__ = ["EvaluationResult", "evaluate", "scores_from_confusion"]
+
+
+@dataclass
+class EvaluationResult:
+    per_class: dict[str, dict[str, float]]
+    miou: float
+    mdice: float
+    pixel_accuracy: float
+    ms_per_image: float
+    images: int
+    confusion: np.ndarray = field(repr=False)
+
+
+def scores_from_confusion(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """C×C (rows truth, cols prediction) → per-class iou, dice (nan where class absent)."""
+    confusion = confusion.astype(np.float64)
+    tp = np.diag(confusion)
+    fp = confusion.sum(0) - tp
+    fn = confusion.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = tp / (tp + fp + fn)
+        dice = 2 * tp / (2 * tp + fp + fn)
+    return {"iou": iou, "dice": dice}
+
+
+def _image_miou(
+    pred: torch.Tensor, target: torch.Tensor, classes: int, ignore: int | None
+) -> float:
+    cm = multiclass_confusion_matrix(pred[None], target[None], classes, ignore_index=ignore)
+    return float(np.nanmean(scores_from_confusion(cm.cpu().numpy())["iou"]))
+
+
+def evaluate(
+    config: Config, module: PodiumModule, out_dir: Path, head: str | None = None
+) -> EvaluationResult:
+    """Run the validation split through the model and write the report into out_dir."""
+    head = head or next(n for n, t in module.tasks.items() if t.spec.kind == "mask")
+    spec = module.tasks[head].spec
+    if spec.activation != "softmax":
+        raise ValueError(
+            f"evaluate's confusion report needs a softmax mask head; {head!r} is {spec.activation}"
+        )
+    dataset = dataset_for(config, "val", augment=False)
+    loader = DataLoader(dataset, batch_size=config.inference.batch_size, num_workers=0)
+    classes, ignore = spec.classes, config.data.ignore_index
+    confusion = torch.zeros(classes, classes, dtype=torch.long)
+    scored: list[tuple[float, str]] = []
+    model_seconds, device = 0.0, module.device
+    for batch in tqdm(loader, desc="evaluate", unit="batch"):
+        images = batch["image"].to(device)
+        start = _sync_time(device)
+        probs = head_probabilities(module, predict_padded(module, images))[head]
+        pred = probs.argmax(1)
+        model_seconds += _sync_time(device) - start
+        target = batch[spec.target_key].to(device)
+        confusion += multiclass_confusion_matrix(pred, target, classes, ignore_index=ignore).cpu()
+        for i, name in enumerate(batch["name"]):
+            scored.append((_image_miou(pred[i], target[i], classes, ignore), name))
+    result = _summarize(config, confusion.numpy(), model_seconds, len(dataset))
+    _write_report(config, module, dataset, result, scored, out_dir, head)
+    return result
+
+
+def _sync_time(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def _summarize(config: Config, confusion: np.ndarray, seconds: float, n: int) -> EvaluationResult:
+    scores = scores_from_confusion(confusion)
+    names = config.data.classes
+    per_class = {
+        names[c] if c < len(names) else str(c): {
+            "iou": float(scores["iou"][c]),
+            "dice": float(scores["dice"][c]),
+            "pixels": int(confusion[c].sum()),
+        }
+        for c in range(len(confusion))
+    }
+    total = confusion.sum()
+    return EvaluationResult(
+        per_class=per_class,
+        miou=float(np.nanmean(scores["iou"])),
+        mdice=float(np.nanmean(scores["dice"])),
+        pixel_accuracy=float(np.trace(confusion) / total) if total else float("nan"),
+        ms_per_image=1000 * seconds / max(1, n),
+        images=n,
+        confusion=confusion,
+    )
+
+
+def _write_report(config, module, dataset, result, scored, out_dir: Path, head: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = {k: v for k, v in result.__dict__.items() if k != "confusion"}
+    atomic_write_text(out_dir / "metrics.json", json.dumps(summary, indent=2))
+    lines = ["class,iou,dice,pixels"] + [
+        f"{name},{v['iou']:.6f},{v['dice']:.6f},{v['pixels']}"
+        for name, v in result.per_class.items()
+    ]
+    atomic_write_text(out_dir / "per_class.csv", "\n".join(lines) + "\n")
+    plot_confusion(result.confusion, list(result.per_class), out_dir / "confusion_matrix.png")
+    scored.sort()
+    k = min(config.inference.grid_k, len(scored) // 2 or 1)
+    plot_best_worst(
+        module, dataset, scored[::-1][:k], scored[:k], config, out_dir / "best_worst.png", head
+    )

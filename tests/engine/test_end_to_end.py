@@ -1,0 +1,111 @@
+"""A tiny CPU run through train → evaluate → predict, and resume continuing the history."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from podium.config import load_config
+from podium.engine.fit import train
+from podium.engine.history import read_history
+from podium.inference.evaluate import evaluate
+from podium.inference.loading import config_from_checkpoint, load_module
+from podium.inference.predict import predict_folder
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_data, tmp_path_factory):
+    from conftest import tiny_config_dict
+
+    config = load_config(
+        raw=tiny_config_dict(tiny_data, tmp_path_factory.mktemp("runs"), max_epochs=3)
+    )
+    return config, train(config)
+
+
+def test_run_folder_holds_everything_needed_to_reproduce(trained_run):
+    config, run_dir = trained_run
+    for name in (
+        "config.yaml",
+        "environment.json",
+        "metrics.csv",
+        "curves.png",
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert load_config(run_dir / "config.yaml") == config
+    env = json.loads((run_dir / "environment.json").read_text())
+    assert env["packages"]["torch"] == torch.__version__.split("+")[0]
+    history = read_history(run_dir / "metrics.csv")
+    assert [row["epoch"] for row in history] == [0, 1, 2]
+    assert all(np.isfinite(row["val/loss"]) and "val/mask/iou" in row for row in history)
+    # Training on learnable data lowers the loss.
+    assert history[-1]["train/loss_epoch"] < history[0]["train/loss_epoch"]
+    assert list((run_dir / "logs/csv").glob("*/metrics.csv"))
+    assert any((run_dir / "logs/tensorboard").iterdir())
+
+
+def test_checkpoint_carries_config_and_best_is_best(trained_run):
+    config, run_dir = trained_run
+    assert config_from_checkpoint(run_dir / "checkpoints/best.ckpt") == config
+    history = read_history(run_dir / "metrics.csv")
+    best_epoch = int(max(history, key=lambda r: r["val/mask/iou"])["epoch"])
+    ckpt = torch.load(run_dir / "checkpoints/best.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["epoch"] == best_epoch
+
+
+def test_evaluate_writes_report_matching_training_metric(trained_run, tmp_path):
+    config, run_dir = trained_run
+    cfg, module = load_module(run_dir / "checkpoints/best.ckpt")
+    result = evaluate(cfg, module, tmp_path / "eval")
+    for name in ("metrics.json", "per_class.csv", "confusion_matrix.png", "best_worst.png"):
+        assert (tmp_path / "eval" / name).is_file(), name
+    history = read_history(run_dir / "metrics.csv")
+    best = max(r["val/mask/iou"] for r in history)
+    # Same images, same weights: our confusion-matrix mIoU equals torchmetrics' epoch value.
+    assert result.miou == pytest.approx(best, abs=1e-4)
+    assert result.confusion.sum() == 6 * 64 * 64 and result.ms_per_image > 0
+
+
+def test_predict_writes_masks_overlays_and_skips_bad_images(trained_run, tiny_data, tmp_path):
+    _, run_dir = trained_run
+    cfg, module = load_module(run_dir / "checkpoints/best.ckpt")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for path in sorted((tiny_data / "val/images").iterdir())[:2]:
+        (inputs / path.name).write_bytes(path.read_bytes())
+    # An odd size (needs padding to the stride) and a broken file.
+    Image.fromarray(np.zeros((50, 70, 3), np.uint8)).save(inputs / "odd.png")
+    (inputs / "broken.jpg").write_bytes(b"garbage")
+    summary = predict_folder(cfg, module, inputs, tmp_path / "out")
+    assert summary.written == 3 and len(summary.skipped) == 1 and "broken.jpg" in summary.skipped[0]
+    odd = np.asarray(Image.open(tmp_path / "out/masks/odd.png"))
+    assert odd.shape == (50, 70) and odd.max() < 3
+    assert (tmp_path / "out/overlays/odd.png").is_file()
+
+
+def test_resume_continues_epochs_and_history(tiny_data, tmp_path):
+    from conftest import tiny_config_dict
+
+    raw = tiny_config_dict(tiny_data, tmp_path / "runs", max_epochs=2)
+    run_dir = train(load_config(raw=raw))
+    before = read_history(run_dir / "metrics.csv")
+    last = run_dir / "checkpoints/last.ckpt"
+    step_before = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    resumed = train(load_config(raw=raw, overrides=["trainer.max_epochs=3"]), resume=last)
+    assert resumed == run_dir
+    after = read_history(run_dir / "metrics.csv")
+    assert [r["epoch"] for r in after] == [0, 1, 2]
+    assert after[:2] == before
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    assert ckpt["epoch"] == 2 and ckpt["global_step"] == step_before * 3 // 2
+
+
+def test_resume_from_missing_checkpoint_fails_loudly(tiny_config, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train(load_config(raw=tiny_config), resume=tmp_path / "nope.ckpt")
