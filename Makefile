@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint docs clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	# torch first, from the builds on this machine's disk (see README: Install)
 	$(PY) -m pip install -q "torch>=2.3,<=2.14.1" "torchvision>=0.18,<=0.29.1"
 	$(PY) -m pip install -q -e ".[dev]"
+	# test-only reference for our soft dice; --no-deps: it would pull GUI opencv beside headless
+	$(PY) -m pip install -q --no-deps "pytorch-toolbelt==0.8.0"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,3 +30,6 @@ lint: $(STAMP)
 
 clean:
 	rm -rf runs .pytest_cache
+
+docs: $(STAMP)
+	$(PY) -m podium.config_docs --write README.md
