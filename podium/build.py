@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from podium.config import AeroscapesData, Config, FolderData, HeadConfig
+from podium.config import CALLBACK_SCHEDULES, AeroscapesData, Config, FolderData, HeadConfig
 from podium.data.dataset import SegmentationDataset
 from podium.data.formats import Sample, aeroscapes_samples, folder_samples
 from podium.data.images import read_mask
@@ -25,7 +25,9 @@ from podium.models import HeadSpec, PodiumModel, build_model
 __all__ = [
     "build_datamodule",
     "build_head_specs",
+    "apply_init",
     "build_module",
+    "schedule_callbacks",
     "build_podium_model",
     "dataset_for",
     "split_samples",
@@ -130,8 +132,14 @@ def configure_optimization(module: PodiumModule, config: Config) -> dict[str, An
     """Optimizer + scheduler config for Lightning, from the optim registries."""
     from podium.optim import build_optimizer, build_scheduler
 
+    from podium.optim import load_optimizer_state
+
     opt = config.optimizer
     optimizer = build_optimizer(module.model, opt.name, opt.lr, opt.weight_decay, **opt.kwargs)
+    if config.init.weights is not None and config.init.optimizer_state:
+        load_optimizer_state(optimizer, config.init.weights)
+    if config.schedule.name in CALLBACK_SCHEDULES:
+        return {"optimizer": optimizer}  # the callback owns the LR
     trainer = module.trainer
     epochs = config.trainer.max_epochs
     steps = max(1, int(trainer.estimated_stepping_batches) // epochs)
@@ -150,11 +158,40 @@ def configure_optimization(module: PodiumModule, config: Config) -> dict[str, An
     return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
 
+def _on_cuda(config: Config) -> bool:
+    return torch.cuda.is_available() and config.trainer.accelerator in ("auto", "gpu", "cuda")
+
+
 def use_channels_last(config: Config) -> bool:
     setting = config.trainer.channels_last
-    if setting == "auto":
-        return torch.cuda.is_available() and config.trainer.accelerator in ("auto", "gpu", "cuda")
-    return bool(setting)
+    return _on_cuda(config) if setting == "auto" else bool(setting)
+
+
+def use_compile(config: Config) -> bool:
+    setting = config.trainer.compile
+    return _on_cuda(config) if setting == "auto" else bool(setting)
+
+
+def apply_init(config: Config, model: PodiumModel) -> None:
+    """Previous-run weights, then freezing: what trains is decided before the optimizer."""
+    from podium.optim import freeze_encoder, load_weights, unfreeze_last_stages
+
+    init = config.init
+    if init.weights is not None:
+        report = load_weights(model, init.weights, strict=init.strict)
+        print(f"init.weights {init.weights}: {report}")
+    if init.freeze_encoder:
+        freeze_encoder(model)
+        unfreeze_last_stages(model, init.unfreeze_last_stages)
+
+
+def schedule_callbacks(config: Config) -> list:
+    """The LR callback of a callback schedule (flat_cosine_revert), else nothing."""
+    sched = config.schedule
+    if sched.name not in CALLBACK_SCHEDULES:
+        return []
+    make = CALLBACK_SCHEDULES.get(sched.name)(**sched.kwargs)
+    return [make(config.trainer.monitor, config.trainer.monitor_mode)]
 
 
 def build_module(config: Config, model: PodiumModel | None = None) -> PodiumModule:
@@ -168,6 +205,7 @@ def build_module(config: Config, model: PodiumModel | None = None) -> PodiumModu
         configure_optim=functools.partial(configure_optimization, config=config),
         config=config.model_dump(mode="json"),
         channels_last=use_channels_last(config),
+        compile=use_compile(config),
     )
     return module
 

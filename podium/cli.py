@@ -98,6 +98,32 @@ def predict(
         typer.secho(f"  skipped {line}", fg=typer.colors.YELLOW, err=True)
 
 
+@app.command("lr-sweep")
+def lr_sweep(
+    config: ConfigOpt,
+    set_: SetOpt = None,
+    lr_min: Annotated[float, typer.Option(help="Smallest LR.")] = 1e-5,
+    lr_max: Annotated[float, typer.Option(help="Largest LR.")] = 1e-1,
+    num: Annotated[int, typer.Option(help="LRs, spaced exponentially.")] = 8,
+    steps: Annotated[int, typer.Option(help="Training steps per LR.")] = 20,
+    val_batches: Annotated[int, typer.Option(help="Validation batches per LR.")] = 5,
+    output: Annotated[Path | None, typer.Option(help="Folder for CSV and PNG.")] = None,
+) -> None:
+    """Validation loss vs LR from the same initial weights; CSV, PNG and a suggested LR."""
+    from podium.engine.lr_sweep import lr_sweep as sweep
+
+    try:
+        cfg = load_config(config, set_)
+        out = output or Path(cfg.output_dir) / cfg.experiment / "lr_sweep"
+        points, suggestion = sweep(cfg, out, lr_min, lr_max, num, steps, val_batches)
+    except (ConfigError, DataError, FileNotFoundError) as error:
+        _fail(error)
+    for p in points:
+        typer.echo(f"  lr {p.lr:.2e}: val loss {p.val_loss:.4f}  train loss {p.train_loss:.4f}")
+    typer.echo(f"suggested lr {suggestion:.3g} (validation loss falls fastest); plot: "
+               f"{out / 'lr_sweep.png'}")
+
+
 @app.command()
 def demo(
     output_dir: Annotated[Path, typer.Option(help="Where runs go.")] = Path("runs"),

@@ -21,6 +21,7 @@ from podium.config_checks import (
     check_registered,
 )
 from podium.config_errors import ConfigError, format_validation_error
+from podium.registry import Registry
 
 __all__ = [
     "AugmentationConfig",
@@ -28,7 +29,9 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "HeadConfig",
+    "CALLBACK_SCHEDULES",
     "InferenceConfig",
+    "InitConfig",
     "LossTerm",
     "ModelConfig",
     "OptimizerConfig",
@@ -37,6 +40,21 @@ __all__ = [
     "apply_overrides",
     "load_config",
 ]
+
+# Schedules that decide from validation results (revert to best, stop) run as callbacks.
+CALLBACK_SCHEDULES: Registry = Registry("schedule")
+
+
+@CALLBACK_SCHEDULES.register("flat_cosine_revert")
+def _flat_cosine_revert(patience: int, max_flat_epochs: int, anneal_epochs: int,
+                        min_lr: float = 0.0, min_delta: float = 0.0):
+    """Seed 000: flat until `patience` epochs without improvement, revert to best, cosine."""
+    from podium.engine.flat_cosine import FlatThenCosineWithRevert
+
+    return lambda monitor, mode: FlatThenCosineWithRevert(
+        patience, max_flat_epochs, anneal_epochs, min_lr, monitor, mode, min_delta
+    )
+
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -87,7 +105,7 @@ class DataBase(Strict):
     batch_size: int = Field(8, ge=1, description="Training batch size.")
     val_batch_size: int | None = Field(None, ge=1, description="Defaults to batch_size.")
     num_workers: int | Literal["auto"] = Field(
-        "auto", description="DataLoader workers; auto = cores - 1, at most 8."
+        "auto", description="DataLoader workers; auto = cores - 1, at most 16."
     )
 
     @field_validator("palette")
@@ -196,6 +214,22 @@ class ScheduleConfig(Named):
     name: str = "constant"
 
 
+class InitConfig(Strict):
+    """Start from a previous run (seed 004's chained versions) and choose what trains."""
+
+    weights: Path | None = Field(
+        None, description="Checkpoint (or state dict) of a previous run to start from."
+    )
+    optimizer_state: bool = Field(
+        False, description="Also restore that checkpoint's optimizer state (seed 004 v9)."
+    )
+    strict: bool = Field(False, description="Fail if any weight does not match the model.")
+    freeze_encoder: bool = Field(False, description="Train decoder and heads only.")
+    unfreeze_last_stages: int = Field(
+        0, ge=0, description="With freeze_encoder: train the deepest N encoder stages too."
+    )
+
+
 class AugmentationConfig(Strict):
     train: Any = Field(None, description="albumentations dict (A.to_dict form) or a list.")
     val: Any = Field(None, description="Same, for validation; usually null.")
@@ -224,6 +258,9 @@ class TrainerConfig(Strict):
     limit_train_batches: float | int = 1.0
     limit_val_batches: float | int = 1.0
     channels_last: bool | Literal["auto"] = Field("auto", description="auto: on for CUDA.")
+    compile: bool | Literal["auto"] = Field(
+        "auto", description="torch.compile the model; auto: on for CUDA, off on CPU."
+    )
     progress_bar: bool = True
 
 
@@ -244,6 +281,7 @@ class Config(Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    init: InitConfig = Field(default_factory=InitConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
 
     @field_validator("heads")
@@ -266,7 +304,11 @@ class Config(Strict):
     def _schedule(cls, value: ScheduleConfig) -> ScheduleConfig:
         from podium.optim import SCHEDULES
 
-        check_registered(SCHEDULES, value.name)
+        if value.name in CALLBACK_SCHEDULES:
+            check_kwargs_fit(CALLBACK_SCHEDULES, value.name, value.kwargs, skip_first=False)
+        elif value.name not in SCHEDULES:
+            names = SCHEDULES.names() + CALLBACK_SCHEDULES.names()
+            raise ValueError(f"unknown schedule {value.name!r}. Valid: {', '.join(names)}")
         return value
 
     def to_yaml(self) -> str:

@@ -44,6 +44,10 @@ def check_kwargs_fit(
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return
     accepted = [p.name for p in params]
+    required = [p.name for p in params if p.default is p.empty and p.kind is not p.VAR_POSITIONAL]
+    missing = [name for name in required if name not in kwargs]
+    if missing:
+        raise ValueError(f"{registry.family} {name!r} needs {', '.join(map(repr, missing))}")
     for key in kwargs:
         if key not in accepted:
             raise ValueError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, get_args
 
 from pydantic import BaseModel
@@ -87,7 +88,63 @@ def _extra_note(model: type[BaseModel]) -> str:
     return ""
 
 
+def _signature(fn, skip: int) -> str:
+    params = list(inspect.signature(fn).parameters.values())[skip:]
+    shown = [p for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    return ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in shown)
+
+
+def _summary(fn) -> str:
+    return (inspect.getdoc(fn) or "").split("\n")[0].replace("|", "\\|")
+
+
+def registry_reference() -> list[str]:
+    """Every name usable in YAML, with the keyword arguments it accepts."""
+    from podium.config import CALLBACK_SCHEDULES
+    from podium.losses import LOSSES
+    from podium.metrics import METRICS
+    from podium.optim import OPTIMIZERS, SCHEDULES
+
+    lines = ["\n#### Names by family", "", "| family | name | keyword arguments | what |",
+             "| --- | --- | --- | --- |"]
+    families = [("loss (`heads.<name>.loss[].name`)", LOSSES, 1),
+                ("metric (`heads.<name>.metrics`)", METRICS, 1),
+                ("optimizer (`optimizer.name`)", OPTIMIZERS, 1),
+                ("schedule (`schedule.name`)", SCHEDULES, 2),
+                ("schedule (`schedule.name`)", CALLBACK_SCHEDULES, 0)]
+    for family, registry, skip in families:
+        for name in registry.names():
+            fn = registry.get(name)
+            args = _signature(fn, skip).replace("|", "\\|")
+            lines.append(f"| {family} | `{name}` | {args} | {_summary(fn)} |")
+    return lines
+
+
 def config_reference() -> str:
     lines: list[str] = []
     _section(Config, "", lines, {Config})
+    lines += registry_reference()
     return "\n".join(lines).strip() + "\n"
+
+
+START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+
+
+def update_readme(path: str = "README.md") -> bool:
+    """Rewrite the block between the markers; returns True if the file changed."""
+    text = open(path, encoding="utf-8").read()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{config_reference()}{END}{tail}"
+    if new != text:
+        open(path, "w", encoding="utf-8").write(new)
+    return new != text
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) > 1 and sys.argv[1] == "--write":
+        update_readme(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+    else:
+        print(config_reference(), end="")

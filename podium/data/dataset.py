@@ -14,15 +14,24 @@ from podium.data.errors import DataError
 from podium.data.formats import Sample
 from podium.data.images import read_image
 
-__all__ = ["SegmentationDataset"]
+__all__ = ["SegmentationDataset", "compact_mask"]
 
 MaskReader = Callable[[Path], np.ndarray]
 
 
-class SegmentationDataset(Dataset):
-    """Yields {"image": C×H×W uint8, target_key: H×W int64, "name": str}.
+def compact_mask(mask: np.ndarray) -> np.ndarray:
+    """uint8 when every value fits, else int16: the smallest type a worker can ship."""
+    if mask.dtype == np.uint8:
+        return np.ascontiguousarray(mask)
+    dtype = np.uint8 if mask.size == 0 or (mask.min() >= 0 and mask.max() < 256) else np.int16
+    return np.ascontiguousarray(mask.astype(dtype))
 
-    Images stay uint8 so workers ship 4× fewer bytes; normalization happens on the device.
+
+class SegmentationDataset(Dataset):
+    """Yields {"image": C×H×W uint8, target_key: H×W uint8 (int16 past 255), "name": str}.
+
+    Images and masks stay small integers so workers ship 4-8× fewer bytes than float32/int64;
+    normalization and the cast to int64 happen on the device (PodiumModule).
     """
 
     def __init__(
@@ -65,5 +74,5 @@ class SegmentationDataset(Dataset):
             "name": sample.name,
         }
         if mask is not None:
-            item[self.target_key] = torch.from_numpy(np.ascontiguousarray(mask)).long()
+            item[self.target_key] = torch.from_numpy(compact_mask(mask))
         return item

@@ -5,17 +5,33 @@ from __future__ import annotations
 import os
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from lightning.fabric.utilities.seed import pl_worker_init_function
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 __all__ = ["PodiumDataModule", "resolve_workers"]
 
 
 def resolve_workers(num_workers: int | str) -> int:
-    """auto → cores - 1, capped at 8 (the main process needs a core too)."""
+    """auto → cores - 1, capped at 16 (the main process needs a core too)."""
     if num_workers == "auto":
-        return max(0, min(8, (os.cpu_count() or 1) - 1))
+        return max(0, min(16, (os.cpu_count() or 1) - 1))
     return int(num_workers)
+
+
+def seed_worker(worker_id: int) -> None:
+    """Lightning's per-worker seeding, plus albumentations' own generators.
+
+    albumentations 2.x keeps private RNGs in each Compose, copied into every worker as they
+    are, so without this all workers would apply the same augmentations in lockstep.
+    """
+    pl_worker_init_function(worker_id)
+    info = get_worker_info()
+    transform = getattr(info.dataset, "transform", None) if info is not None else None
+    if transform is not None and hasattr(transform, "set_random_state"):
+        seed = torch.initial_seed() % 2**32
+        transform.set_random_state(np.random.default_rng(seed), __import__("random").Random(seed))
 
 
 class PodiumDataModule(pl.LightningDataModule):
@@ -45,6 +61,7 @@ class PodiumDataModule(pl.LightningDataModule):
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
             prefetch_factor=4 if workers > 0 else None,
+            worker_init_fn=seed_worker if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:

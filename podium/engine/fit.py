@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from podium.build import build_datamodule, build_module
+from podium.build import apply_init, build_datamodule, build_module, schedule_callbacks
 from podium.config import Config, load_config
 from podium.engine.checkpoint_io import AtomicCheckpointIO
 from podium.engine.environment import describe_environment, resolve_precision
@@ -55,9 +55,14 @@ def _callbacks(config: Config, run_dir: Path) -> list[pl.Callback]:
             save_top_k=t.save_top_k,
             save_last=True,
             auto_insert_metric_name=False,
+            # At train-epoch end (after validation), so the epoch's history row, which is
+            # complete only then, is inside the checkpoint and a resume starts the next epoch.
+            save_on_train_epoch_end=True,
         ),
         LearningRateMonitor(logging_interval="epoch"),
-        MetricsHistory(run_dir),
+        # Before the history, so what the schedule logs at epoch end lands in the same row.
+        *schedule_callbacks(config),
+        MetricsHistory(run_dir, _metric_keys(config)),
     ]
     if t.early_stopping_patience:
         callbacks.append(
@@ -66,6 +71,10 @@ def _callbacks(config: Config, run_dir: Path) -> list[pl.Callback]:
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, t.log_every_n_steps // 2)))
     return callbacks
+
+
+def _metric_keys(config: Config) -> list[str]:
+    return [f"val/{name}/{metric}" for name, head in config.heads.items() for metric in head.metrics]
 
 
 def build_trainer(config: Config, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
@@ -108,8 +117,10 @@ def train(config: Config, resume: Path | None = None) -> Path:
     callbacks = _callbacks(config, run_dir)
     trainer = build_trainer(config, run_dir, callbacks)
     module = build_module(config)
+    if resume is None:  # a resumed run restores its own weights and optimizer
+        apply_init(config, module.model)
     trainer.fit(module, datamodule=build_datamodule(config), ckpt_path=resume)
-    _link_best(callbacks[0], run_dir)
+    _link_best(callbacks[0], run_dir)  # the ModelCheckpoint
     return run_dir
 
 

@@ -19,8 +19,9 @@ __all__ = ["MetricsHistory", "read_history"]
 class MetricsHistory(pl.Callback):
     """One row per epoch. Saved in the checkpoint so a resumed run continues the same history."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, metric_keys: list[str] | None = None) -> None:
         self.run_dir = Path(run_dir)
+        self.metric_keys = metric_keys
         self.rows: list[dict[str, float]] = []
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -33,8 +34,8 @@ class MetricsHistory(pl.Callback):
         row = {"epoch": float(trainer.current_epoch)}
         row.update(getattr(self, "_pending", {}))
         row.update({k: _scalar(v) for k, v in trainer.callback_metrics.items()})
-        row.update({f"lr/{i}": g["lr"] for i, g in enumerate(trainer.optimizers[0].param_groups)})
-        row = {k: v for k, v in row.items() if not k.endswith("_step")}
+        # "train/loss" already holds the epoch mean; the _step/_epoch twins would repeat it.
+        row = {k: v for k, v in row.items() if not k.endswith(("_step", "_epoch"))}
         self.rows.append(row)
         self._pending = {}
         if trainer.is_global_zero:
@@ -47,7 +48,7 @@ class MetricsHistory(pl.Callback):
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_text(self.run_dir / "metrics.csv", buffer.getvalue())
-        plot_curves(self.rows, self.run_dir / "curves.png")
+        plot_curves(self.rows, self.run_dir / "curves.png", self.metric_keys)
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": list(self.rows)}

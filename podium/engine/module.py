@@ -47,6 +47,7 @@ class PodiumModule(pl.LightningModule):
         configure_optim: Callable[[PodiumModule], Any],
         config: dict[str, Any],
         channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
@@ -59,16 +60,31 @@ class PodiumModule(pl.LightningModule):
         self._configure_optim = configure_optim
         self.config = config
         self.channels_last = channels_last
+        self.compile = compile
+        self._compiled: Any = None
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         x = normalize_on_device(images, self.mean, self.std)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x)
+        return (self._compiled or self.model)(x)
 
     def setup(self, stage: str) -> None:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        if self.compile and self._compiled is None:
+            # Kept outside the module tree so checkpoints hold plain (uncompiled) key names.
+            object.__setattr__(self, "_compiled", torch.compile(self.model))
+
+    def _cast_targets(self, batch: dict) -> dict:
+        """Masks travel as uint8/int16; class-id targets become int64 on the device."""
+        for task in self.tasks.values():
+            key = task.spec.target_key
+            if key in batch and task.spec.mode == "multiclass":
+                batch[key] = batch[key].long()
+            elif key in batch and task.spec.mode == "multilabel":
+                batch[key] = batch[key].float()
+        return batch
 
     def _losses(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         total = torch.zeros((), device=self.device)
@@ -84,6 +100,7 @@ class PodiumModule(pl.LightningModule):
         return total, logs
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        batch = self._cast_targets(batch)
         outputs = self(batch["image"])
         loss, logs = self._losses(outputs, batch)
         size = batch["image"].shape[0]
@@ -99,6 +116,7 @@ class PodiumModule(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
+        batch = self._cast_targets(batch)
         outputs = self(batch["image"])
         loss, logs = self._losses(outputs, batch)
         size = batch["image"].shape[0]

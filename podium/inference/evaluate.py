@@ -75,7 +75,7 @@ def evaluate(
         probs = head_probabilities(module, predict_padded(module, images))[head]
         pred = probs.argmax(1)
         model_seconds += _sync_time(device) - start
-        target = batch[spec.target_key].to(device)
+        target = batch[spec.target_key].to(device).long()
         confusion += multiclass_confusion_matrix(pred, target, classes, ignore_index=ignore).cpu()
         for i, name in enumerate(batch["name"]):
             scored.append((_image_miou(pred[i], target[i], classes, ignore), name))

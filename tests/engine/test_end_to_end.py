@@ -45,7 +45,8 @@ def test_run_folder_holds_everything_needed_to_reproduce(trained_run):
     assert [row["epoch"] for row in history] == [0, 1, 2]
     assert all(np.isfinite(row["val/loss"]) and "val/mask/iou" in row for row in history)
     # Training on learnable data lowers the loss.
-    assert history[-1]["train/loss_epoch"] < history[0]["train/loss_epoch"]
+    assert history[-1]["train/loss"] < history[0]["train/loss"]
+    assert any(key.startswith("lr-") for key in history[0])
     assert list((run_dir / "logs/csv").glob("*/metrics.csv"))
     assert any((run_dir / "logs/tensorboard").iterdir())
 
