@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 from podium.engine.module import PodiumModule
+from podium.models import HeadSpec
 
-__all__ = ["head_probabilities", "predict_padded"]
+__all__ = [
+    "PredictFn",
+    "head_probabilities",
+    "head_specs",
+    "predict_padded",
+    "predict_probabilities",
+]
+
+# uint8 B×C×H×W → {head: probabilities}; what TTA, tiles and ensembles take and give.
+PredictFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 
 @torch.inference_mode()
@@ -42,3 +54,13 @@ def head_probabilities(
         else:
             probs[name] = out
     return probs
+
+
+def predict_probabilities(module: PodiumModule, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """uint8 B×C×H×W (moved to the module's device) → {head: float32 probabilities}."""
+    return head_probabilities(module, predict_padded(module, images.to(module.device)))
+
+
+def head_specs(module: PodiumModule) -> dict[str, HeadSpec]:
+    """{head name: HeadSpec} of a module, in head order."""
+    return {name: task.spec for name, task in module.tasks.items()}
