@@ -67,7 +67,8 @@ class PodiumModule(pl.LightningModule):
         x = normalize_on_device(images, self.mean, self.std)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return (self._compiled or self.model)(x)
+        model = self._compiled if self._compiled is not None else self.model
+        return model(x)
 
     def setup(self, stage: str) -> None:
         if self.channels_last:

@@ -110,3 +110,19 @@ def test_resume_continues_epochs_and_history(tiny_data, tmp_path):
 def test_resume_from_missing_checkpoint_fails_loudly(tiny_config, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         train(load_config(raw=tiny_config), resume=tmp_path / "nope.ckpt")
+
+
+def test_compiled_model_trains_and_checkpoints_plain_keys(tiny_config, monkeypatch):
+    """trainer.compile wraps the model without renaming checkpoint keys (eager backend: fast)."""
+    import functools
+
+    from podium.build import build_module
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    config = load_config(raw=tiny_config, overrides=["trainer.compile=true"])
+    module = build_module(config)
+    module.setup("fit")
+    assert module._compiled is not None
+    out = module(torch.zeros(2, 3, 64, 64, dtype=torch.uint8))
+    assert out["mask"].shape == (2, 3, 64, 64)
+    assert not any("_orig_mod" in key for key in module.state_dict())
