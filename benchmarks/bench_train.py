@@ -57,6 +57,12 @@ def parse() -> argparse.Namespace:
     p.add_argument("--encoder", default="resnet34")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--data", type=Path, default=None, help="reuse a generated folder")
+    p.add_argument(
+        "--skip-ceiling",
+        type=float,
+        default=None,
+        help="skip (1) and use this img/s as the ceiling (from an earlier run)",
+    )
     return p.parse_args()
 
 
@@ -164,6 +170,12 @@ class _StepTimer(pl.Callback):
         self.start = self.end = 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == 0:
+            self.t0 = time.perf_counter()
+        if trainer.global_step % 16 == 0:
+            print(
+                f"    step {trainer.global_step}: {time.perf_counter() - self.t0:.1f} s", flush=True
+            )
         if trainer.global_step == self.first:
             self.start = sync(self.device)
 
@@ -264,13 +276,15 @@ def main() -> None:
         print(f"generated {args.images} JPEG/PNG pairs in {time.perf_counter() - t0:.1f} s: {data}")
     factory = lambda: build_module(load_config(raw=config_dict(args, data, False)))  # noqa: E731
     rows = []
+    if args.skip_ceiling:
+        rows.append(("(1) ceiling, given", args.skip_ceiling, None))
     for name, bf16, cl, comp in [
         ("fp32 (TF32)", False, False, False),
         ("bf16", True, False, False),
         ("bf16 + channels_last", True, True, False),
         ("bf16 + channels_last + compile", True, True, True),
     ]:
-        if (comp and not compile_) or (bf16 and args.device == "cpu"):
+        if args.skip_ceiling or (comp and not compile_) or (bf16 and args.device == "cpu"):
             continue  # CPU: bf16 autocast is slower than fp32 there, so only fp32 is shown
         rows.append((f"(1) ceiling, {name}", ceiling(args, factory, bf16, cl, comp), None))
         print(f"{rows[-1][0]}: {rows[-1][1]:.1f} img/s", flush=True)
