@@ -84,11 +84,13 @@ def dataset_for(
     )
 
 
-def build_datamodule(config: Config) -> PodiumDataModule:
+def build_datamodule(config: Config, samples=None) -> PodiumDataModule:
+    """samples: optional (train, val) Sample lists, e.g. one fold of a k-fold split."""
     data = config.data
+    train, val = samples if samples is not None else (None, None)
     return PodiumDataModule(
-        dataset_for(config, "train"),
-        dataset_for(config, "val"),
+        dataset_for(config, "train", samples=train),
+        dataset_for(config, "val", samples=val),
         batch_size=data.batch_size,
         val_batch_size=data.val_batch_size,
         num_workers=data.num_workers,
@@ -130,9 +132,7 @@ def _tasks(config: Config, specs: list[HeadSpec]) -> dict[str, HeadTask]:
 
 def configure_optimization(module: PodiumModule, config: Config) -> dict[str, Any]:
     """Optimizer + scheduler config for Lightning, from the optim registries."""
-    from podium.optim import build_optimizer, build_scheduler
-
-    from podium.optim import load_optimizer_state
+    from podium.optim import build_optimizer, build_scheduler, load_optimizer_state
 
     opt = config.optimizer
     optimizer = build_optimizer(module.model, opt.name, opt.lr, opt.weight_decay, **opt.kwargs)

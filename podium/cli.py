@@ -31,63 +31,177 @@ def train(
     config: ConfigOpt,
     set_: SetOpt = None,
     resume: Annotated[Path | None, typer.Option(help="Checkpoint to resume from.")] = None,
+    fold: Annotated[
+        str | None, typer.Option(help="Train one fold (0..k-1) or 'all' (needs data.folds).")
+    ] = None,
 ) -> None:
     """Fit the model; writes a run folder with config, history, curves and checkpoints."""
     from podium.engine.fit import train as fit
+    from podium.engine.folds_run import all_folds, fold_samples, train_folds
 
     try:
         cfg = load_config(config, set_)
-        run_dir = fit(cfg, resume=resume)
-    except (ConfigError, DataError, FileNotFoundError) as error:
+        if fold is None:
+            run_dirs = [fit(cfg, resume=resume)]
+        elif resume is not None:
+            run_dirs = [fit(cfg, resume=resume, samples=fold_samples(cfg, int(fold)))]
+        else:
+            folds = all_folds(cfg) if fold == "all" else [_fold_number(fold)]
+            run_dirs = train_folds(cfg, folds)
+    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
         _fail(error)
-    typer.echo(f"run folder: {run_dir}")
+    for run_dir in run_dirs:
+        typer.echo(f"run folder: {run_dir}")
+
+
+def _fold_number(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"--fold must be a fold number or 'all', got {text!r}")
+    return int(text)
+
+
+@app.command()
+def split(config: ConfigOpt, set_: SetOpt = None) -> None:
+    """Write the k-fold CSV (random, stratified, group, stratified_group); report leaks."""
+    from podium.engine.folds_run import run_split
+
+    try:
+        path, folds, leaks = run_split(load_config(config, set_))
+    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
+        _fail(error)
+    counts = sorted(__import__("collections").Counter(folds.values()).items())
+    typer.echo(f"wrote {path}: " + ", ".join(f"fold {k}: {n} images" for k, n in counts))
+    if leaks:
+        typer.secho(
+            f"warning: {len(leaks)} near-duplicate pairs sit in different folds "
+            "(validation would see training images):",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+        for a, b, distance in leaks[:20]:
+            typer.secho(f"  {a} ~ {b} (distance {distance})", fg=typer.colors.YELLOW, err=True)
+
+
+@app.command()
+def stats(
+    config: ConfigOpt,
+    set_: SetOpt = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Folder for stats.json and stats.png.")
+    ] = None,
+) -> None:
+    """Channel mean/std, image sizes, class frequencies and presence, empty-mask share."""
+    from podium.build import mask_reader, split_samples
+    from podium.data.stats import dataset_stats, write_stats_json
+    from podium.report.stats_plot import plot_dataset_stats
+
+    try:
+        cfg = load_config(config, set_)
+        head = next(iter(cfg.heads.values()))
+        result = dataset_stats(
+            split_samples(cfg, "train"),
+            mask_reader(cfg),
+            head.classes,
+            cfg.data.classes,
+            cfg.model.in_channels,
+        )
+        out = output or Path(cfg.output_dir) / cfg.experiment / "stats"
+        write_stats_json(out / "stats.json", result)
+        plot_dataset_stats(result, out / "stats.png")
+    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
+        _fail(error)
+    typer.echo(
+        f"mean {[round(m, 4) for m in result['mean']]}  std "
+        f"{[round(v, 4) for v in result['std']]}  ({result['num_images']} images)"
+    )
+    for name, share, images in zip(
+        result["class_names"], result["class_pixel_share"], result["class_images"]
+    ):
+        typer.echo(f"  {name:>16}: {share:8.4%} of pixels, in {images} images")
+    typer.echo(
+        f"empty masks: {result['empty_share']:.1%}; wrote {out / 'stats.json'} "
+        f"(use it with data.stats_file) and {out / 'stats.png'}"
+    )
+
+
+CkptOpt = Annotated[list[Path], typer.Option("--ckpt", help="Checkpoint(s); several = ensemble.")]
+TtaOpt = Annotated[str | None, typer.Option(help="none, hflip, vflip, d2 or d4.")]
+TileOpt = Annotated[int | None, typer.Option(help="Sliding-window side for large images.")]
+OverlapOpt = Annotated[float | None, typer.Option(help="Window overlap fraction.")]
+AverageOpt = Annotated[
+    bool, typer.Option("--average", help="Average the checkpoints' weights into one model.")
+]
+WeightsOpt = Annotated[list[float] | None, typer.Option("--weight", help="Ensemble weights.")]
+
+
+def _inference_setup(config, set_, ckpt, tta, tile, overlap, average, weights, postprocess=None):
+    """Load the checkpoint(s) and build the predictor; CLI flags override inference.*."""
+    from podium.inference.pipeline import Predictor, load_members
+    from podium.inference.predict import inference_options
+
+    cfg = load_config(config, set_) if config else None
+    cfg, modules = load_members(ckpt, cfg, average)
+    flags = {"tta": tta, "tile": tile, "overlap": overlap, "postprocess": postprocess}
+    for key, value in flags.items():
+        if value is not None:
+            setattr(cfg.inference, key, value)
+    return cfg, Predictor(modules, inference_options(cfg), weights)
 
 
 @app.command()
 def evaluate(
-    ckpt: Annotated[Path, typer.Option(help="Checkpoint to evaluate.")],
+    ckpt: CkptOpt,
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
     set_: SetOpt = None,
     output: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
+    tta: TtaOpt = None,
+    tile: TileOpt = None,
+    overlap: OverlapOpt = None,
+    average: AverageOpt = False,
+    weight: WeightsOpt = None,
 ) -> None:
     """Per-class IoU/Dice, mIoU, pixel accuracy, confusion matrix, best/worst grid, ms/image."""
     from podium.inference.evaluate import evaluate as run_evaluation
-    from podium.inference.loading import load_module
 
     try:
-        cfg = load_config(config, set_) if config else None
-        cfg, module = load_module(ckpt, cfg)
-        out = output or ckpt.resolve().parent.parent / "evaluation"
-        result = run_evaluation(cfg, module, out)
+        cfg, predictor = _inference_setup(config, set_, ckpt, tta, tile, overlap, average, weight)
+        out = output or ckpt[0].resolve().parent.parent / "evaluation"
+        result = run_evaluation(cfg, predictor, out)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
         _fail(error)
     for name, values in result.per_class.items():
         typer.echo(f"  {name:>16}: IoU {values['iou']:.4f}  Dice {values['dice']:.4f}")
     typer.echo(
         f"mIoU {result.miou:.4f}  mDice {result.mdice:.4f}  pixel accuracy "
-        f"{result.pixel_accuracy:.4f}  {result.ms_per_image:.2f} ms/image "
-        f"({result.images} images)"
+        f"{result.pixel_accuracy:.4f}  {result.ms_per_image:.2f} ms/image ({result.images} images)"
     )
     typer.echo(f"report: {out}")
 
 
 @app.command()
 def predict(
-    ckpt: Annotated[Path, typer.Option(help="Checkpoint.")],
+    ckpt: CkptOpt,
     input: Annotated[Path, typer.Option("--input", help="Folder of images.")],
     output: Annotated[Path, typer.Option(help="Output folder.")],
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
     set_: SetOpt = None,
+    tta: TtaOpt = None,
+    tile: TileOpt = None,
+    overlap: OverlapOpt = None,
+    average: AverageOpt = False,
+    weight: WeightsOpt = None,
+    postprocess: Annotated[Path | None, typer.Option(help="Thresholds/min-area YAML.")] = None,
     overlays: Annotated[bool, typer.Option(help="Also write overlays.")] = True,
+    save_probs: Annotated[bool, typer.Option(help="Also write float16 NPZ probabilities.")] = False,
 ) -> None:
-    """Predict masks for a folder of images: PNG masks and overlays."""
-    from podium.inference.loading import load_module
+    """Predict a folder: PNG masks, overlays, optional NPZ probabilities, timings CSV."""
     from podium.inference.predict import predict_folder
 
     try:
-        cfg = load_config(config, set_) if config else None
-        cfg, module = load_module(ckpt, cfg)
-        summary = predict_folder(cfg, module, input, output, overlays)
+        cfg, predictor = _inference_setup(
+            config, set_, ckpt, tta, tile, overlap, average, weight, postprocess
+        )
+        summary = predict_folder(cfg, predictor, input, output, overlays, save_probs)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
         _fail(error)
     typer.echo(
@@ -120,8 +234,10 @@ def lr_sweep(
         _fail(error)
     for p in points:
         typer.echo(f"  lr {p.lr:.2e}: val loss {p.val_loss:.4f}  train loss {p.train_loss:.4f}")
-    typer.echo(f"suggested lr {suggestion:.3g} (validation loss falls fastest); plot: "
-               f"{out / 'lr_sweep.png'}")
+    typer.echo(
+        f"suggested lr {suggestion:.3g} (validation loss falls fastest); plot: "
+        f"{out / 'lr_sweep.png'}"
+    )
 
 
 @app.command()

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from podium.config_checks import (
     check_albumentations,
@@ -46,8 +53,13 @@ CALLBACK_SCHEDULES: Registry = Registry("schedule")
 
 
 @CALLBACK_SCHEDULES.register("flat_cosine_revert")
-def _flat_cosine_revert(patience: int, max_flat_epochs: int, anneal_epochs: int,
-                        min_lr: float = 0.0, min_delta: float = 0.0):
+def _flat_cosine_revert(
+    patience: int,
+    max_flat_epochs: int,
+    anneal_epochs: int,
+    min_lr: float = 0.0,
+    min_delta: float = 0.0,
+):
     """Seed 000: flat until `patience` epochs without improvement, revert to best, cosine."""
     from podium.engine.flat_cosine import FlatThenCosineWithRevert
 
@@ -84,6 +96,22 @@ class SplitDirs(Strict):
     masks: Path | None = Field(None, description="Folder of masks paired with images by stem.")
 
 
+class FoldsConfig(Strict):
+    """k-fold cross-validation over the train split (`podium split`, `train --fold`)."""
+
+    csv: Path = Field(Path("folds.csv"), description="Folds CSV (name,fold[,group]).")
+    n_splits: int = Field(5, ge=2)
+    method: Literal["random", "stratified", "group", "stratified_group"] = Field(
+        "stratified", description="stratified uses per-image class presence (multi-label aware)."
+    )
+    group_regex: str | None = Field(
+        None, description="Regex on the image name; its first group is the group (e.g. city)."
+    )
+    duplicate_distance: int = Field(
+        4, ge=0, description="dHash bits: closer images in different folds are reported."
+    )
+
+
 class DataBase(Strict):
     classes: list[str] = Field(description="Class names; the mask value i is classes[i].")
     mask_encoding: Literal["index", "palette"] = Field(
@@ -104,9 +132,27 @@ class DataBase(Strict):
     std: tuple[float, ...] = Field(IMAGENET_STD, description="Per-channel std, 0..1 scale.")
     batch_size: int = Field(8, ge=1, description="Training batch size.")
     val_batch_size: int | None = Field(None, ge=1, description="Defaults to batch_size.")
+    folds: FoldsConfig | None = Field(None, description="k-fold setup; null: fixed train/val.")
+    stats_file: Path | None = Field(
+        None, description="JSON from `podium stats`: its mean/std replace data.mean/std."
+    )
     num_workers: int | Literal["auto"] = Field(
         "auto", description="DataLoader workers; auto = cores - 1, at most 16."
     )
+
+    @model_validator(mode="after")
+    def _stats_normalization(self):
+        if self.stats_file is not None:
+            import json
+
+            try:
+                stats = json.loads(Path(self.stats_file).read_text())
+                mean, std = tuple(stats["mean"]), tuple(stats["std"])
+            except (OSError, ValueError, KeyError) as error:
+                raise ValueError(f"stats_file {self.stats_file}: {error}") from None
+            object.__setattr__(self, "mean", mean)
+            object.__setattr__(self, "std", std)
+        return self
 
     @field_validator("palette")
     @classmethod
@@ -265,8 +311,23 @@ class TrainerConfig(Strict):
 
 
 class InferenceConfig(Strict):
-    batch_size: int = Field(8, ge=1, description="Training batch size.")
-    overlay_alpha: float = Field(0.5, ge=0, le=1)
+    batch_size: int = Field(8, ge=1, description="Images (or tile windows) per forward.")
+    tta: Literal["none", "hflip", "vflip", "d2", "d4"] = Field(
+        "none", description="Test-time augmentation; all variants go in one batched forward."
+    )
+    scales: list[float] = Field([1.0], description="Multi-scale TTA factors, e.g. [0.75, 1, 1.25].")
+    max_batch: int | None = Field(None, ge=1, description="Split TTA batches past this many rows.")
+    tile: int | None = Field(
+        None, ge=32, description="Sliding-window side for images larger than this (null: whole)."
+    )
+    overlap: float = Field(0.25, ge=0, lt=1, description="Window overlap fraction.")
+    blend: Literal["gaussian", "linear", "constant"] = Field(
+        "gaussian", description="Window blending weights."
+    )
+    postprocess: Path | None = Field(
+        None, description="YAML of thresholds / min areas (written by `podium tune`)."
+    )
+    overlay_alpha: float = Field(0.5, ge=0, le=1, description="Overlay opacity.")
     grid_k: int = Field(4, ge=1, description="Best-k and worst-k images shown by evaluate.")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import BaseModel
@@ -132,12 +133,13 @@ START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 
 def update_readme(path: str = "README.md") -> bool:
     """Rewrite the block between the markers; returns True if the file changed."""
-    text = open(path, encoding="utf-8").read()
+    readme = Path(path)
+    text = readme.read_text(encoding="utf-8")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     new = f"{head}{START}\n{config_reference()}{END}{tail}"
     if new != text:
-        open(path, "w", encoding="utf-8").write(new)
+        readme.write_text(new, encoding="utf-8")
     return new != text
 
 

@@ -75,7 +75,8 @@ def run_demo(output_dir: Path, cache: Path | None, overrides: list[str]) -> None
     from podium.engine.fit import train
     from podium.inference.evaluate import evaluate
     from podium.inference.loading import load_module
-    from podium.inference.predict import predict_folder
+    from podium.inference.pipeline import Predictor
+    from podium.inference.predict import inference_options, predict_folder
 
     typer.echo("1/4 building the Blue Marble tiles (once; cached)")
     dataset = build_demo_dataset(cache)
@@ -89,7 +90,8 @@ def run_demo(output_dir: Path, cache: Path | None, overrides: list[str]) -> None
     best = run_dir / "checkpoints" / "best.ckpt"
     typer.echo(f"3/4 evaluating {best}")
     config, module = load_module(best)
-    result = evaluate(config, module, run_dir / "evaluation")
+    predictor = Predictor([module], inference_options(config))
+    result = evaluate(config, predictor, run_dir / "evaluation")
     majority = _majority_miou(result)
     typer.echo(
         f"    mIoU {result.miou:.4f} vs majority-class baseline {majority:.4f}; "
@@ -98,7 +100,8 @@ def run_demo(output_dir: Path, cache: Path | None, overrides: list[str]) -> None
     for name, v in result.per_class.items():
         typer.echo(f"    {name:>6}: IoU {v['iou']:.4f}  Dice {v['dice']:.4f}")
     typer.echo("4/4 predicting the validation images")
-    summary = predict_folder(config, module, dataset.root / "val/images", run_dir / "predictions")
+    summary = predict_folder(config, predictor, dataset.root / "val/images",
+                             run_dir / "predictions")
     typer.echo(f"    wrote {summary.written} masks and overlays to {run_dir / 'predictions'}")
     typer.echo(f"done: {run_dir}")
 

@@ -74,7 +74,9 @@ def _callbacks(config: Config, run_dir: Path) -> list[pl.Callback]:
 
 
 def _metric_keys(config: Config) -> list[str]:
-    return [f"val/{name}/{metric}" for name, head in config.heads.items() for metric in head.metrics]
+    return [
+        f"val/{name}/{metric}" for name, head in config.heads.items() for metric in head.metrics
+    ]
 
 
 def build_trainer(config: Config, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
@@ -104,8 +106,11 @@ def build_trainer(config: Config, run_dir: Path, callbacks: list[pl.Callback]) -
     )
 
 
-def train(config: Config, resume: Path | None = None) -> Path:
-    """Fit and return the run folder (holds config, environment, history, checkpoints)."""
+def train(config: Config, resume: Path | None = None, samples=None) -> Path:
+    """Fit and return the run folder (holds config, environment, history, checkpoints).
+
+    samples: optional (train, val) lists overriding the config's splits (k-fold runs).
+    """
     if resume is not None:
         run_dir = resume_run_dir(resume)
         config = _config_for_resume(config, run_dir)
@@ -119,7 +124,7 @@ def train(config: Config, resume: Path | None = None) -> Path:
     module = build_module(config)
     if resume is None:  # a resumed run restores its own weights and optimizer
         apply_init(config, module.model)
-    trainer.fit(module, datamodule=build_datamodule(config), ckpt_path=resume)
+    trainer.fit(module, datamodule=build_datamodule(config, samples), ckpt_path=resume)
     _link_best(callbacks[0], run_dir)  # the ModelCheckpoint
     return run_dir
 

@@ -72,7 +72,7 @@ def _scale_group_lrs(cfg: Config, factor: float) -> None:
     """Per-part LRs (encoder/decoder/heads) keep their ratio to the base LR."""
     groups = cfg.optimizer.kwargs.get("lr_groups")
     if groups:
-        setattr(cfg.optimizer, "lr_groups", {k: v * factor for k, v in groups.items()})
+        cfg.optimizer.lr_groups = {k: v * factor for k, v in groups.items()}
 
 
 def suggest_lr(points: list[SweepPoint]) -> float:

@@ -16,7 +16,8 @@ from tqdm import tqdm
 from podium.build import dataset_for
 from podium.config import Config
 from podium.engine.module import PodiumModule
-from podium.inference.forward import head_probabilities, predict_padded
+from podium.inference.pipeline import Predictor
+from podium.inference.predict import inference_options
 from podium.io import atomic_write_text
 from podium.report.evaluation_plots import plot_best_worst, plot_confusion
 
@@ -54,11 +55,16 @@ def _image_miou(
 
 
 def evaluate(
-    config: Config, module: PodiumModule, out_dir: Path, head: str | None = None
+    config: Config, predictor: Predictor | PodiumModule, out_dir: Path, head: str | None = None
 ) -> EvaluationResult:
-    """Run the validation split through the model and write the report into out_dir."""
-    head = head or next(n for n, t in module.tasks.items() if t.spec.kind == "mask")
-    spec = module.tasks[head].spec
+    """Run the validation split through the model(s) and write the report into out_dir.
+
+    `predictor` carries TTA, tiles and ensembles; a bare module means the config's options.
+    """
+    if isinstance(predictor, PodiumModule):
+        predictor = Predictor([predictor], inference_options(config))
+    head = head or next(n for n, s in predictor.specs.items() if s.kind == "mask")
+    spec = predictor.specs[head]
     if spec.activation != "softmax":
         raise ValueError(
             f"evaluate's confusion report needs a softmax mask head; {head!r} is {spec.activation}"
@@ -68,19 +74,18 @@ def evaluate(
     classes, ignore = spec.classes, config.data.ignore_index
     confusion = torch.zeros(classes, classes, dtype=torch.long)
     scored: list[tuple[float, str]] = []
-    model_seconds, device = 0.0, module.device
+    model_seconds, device = 0.0, predictor.device
     for batch in tqdm(loader, desc="evaluate", unit="batch"):
         images = batch["image"].to(device)
         start = _sync_time(device)
-        probs = head_probabilities(module, predict_padded(module, images))[head]
-        pred = probs.argmax(1)
+        pred = predictor.batch(images)[head].argmax(1)
         model_seconds += _sync_time(device) - start
         target = batch[spec.target_key].to(device).long()
         confusion += multiclass_confusion_matrix(pred, target, classes, ignore_index=ignore).cpu()
         for i, name in enumerate(batch["name"]):
             scored.append((_image_miou(pred[i], target[i], classes, ignore), name))
     result = _summarize(config, confusion.numpy(), model_seconds, len(dataset))
-    _write_report(config, module, dataset, result, scored, out_dir, head)
+    _write_report(config, predictor, dataset, result, scored, out_dir, head)
     return result
 
 
@@ -113,7 +118,7 @@ def _summarize(config: Config, confusion: np.ndarray, seconds: float, n: int) ->
     )
 
 
-def _write_report(config, module, dataset, result, scored, out_dir: Path, head: str) -> None:
+def _write_report(config, predictor, dataset, result, scored, out_dir: Path, head: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in result.__dict__.items() if k != "confusion"}
     atomic_write_text(out_dir / "metrics.json", json.dumps(summary, indent=2))
@@ -126,5 +131,5 @@ def _write_report(config, module, dataset, result, scored, out_dir: Path, head: 
     scored.sort()
     k = min(config.inference.grid_k, len(scored) // 2 or 1)
     plot_best_worst(
-        module, dataset, scored[::-1][:k], scored[:k], config, out_dir / "best_worst.png", head
+        predictor, dataset, scored[::-1][:k], scored[:k], config, out_dir / "best_worst.png", head
     )

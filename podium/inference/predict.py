@@ -1,4 +1,4 @@
-"""`podium predict`: a folder of images in, masks and overlays out."""
+"""`podium predict`: a folder of images in; masks, overlays, probabilities and timings out."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from podium.config import Config
 from podium.data.errors import DataError
 from podium.data.formats import list_images
 from podium.data.images import read_image
-from podium.engine.module import PodiumModule
-from podium.inference.forward import head_probabilities, predict_padded
+from podium.inference.pipeline import InferenceOptions, Predictor
+from podium.inference.postprocess import PostProcess, apply_postprocess, load_postprocess
+from podium.inference.probabilities import save_probabilities, write_timings_csv
 from podium.inference.writers import write_mask_png, write_rgb_png
 from podium.report.overlay import default_palette, overlay
 
-__all__ = ["PredictionSummary", "predict_folder"]
+__all__ = ["PredictionSummary", "inference_options", "masks_from_probs", "predict_folder"]
 
 
 @dataclass
@@ -29,17 +30,41 @@ class PredictionSummary:
     seconds: float = 0.0
 
 
+def inference_options(config: Config) -> InferenceOptions:
+    i = config.inference
+    return InferenceOptions(
+        i.tta, tuple(i.scales), i.tile, i.overlap, i.blend, i.batch_size, i.max_batch
+    )
+
+
+def masks_from_probs(probs: torch.Tensor, activation: str, pp: PostProcess | None) -> np.ndarray:
+    """K×H×W probabilities → H×W class ids (softmax) or K×H×W 0/1 (sigmoid)."""
+    multilabel = activation == "sigmoid"
+    if pp is not None:
+        return apply_postprocess(probs, pp, multilabel=multilabel).astype(np.uint8)
+    if multilabel:
+        return (probs > 0.5).to(torch.uint8).cpu().numpy()
+    return probs.argmax(0).to(torch.uint8).cpu().numpy()
+
+
 def predict_folder(
-    config: Config, module: PodiumModule, input_dir: Path, output_dir: Path, overlays: bool = True
+    config: Config,
+    predictor: Predictor,
+    input_dir: Path,
+    output_dir: Path,
+    overlays: bool = True,
+    save_probs: bool = False,
 ) -> PredictionSummary:
-    """One image at a time (sizes may differ); unreadable images are skipped and counted."""
-    head = next(n for n, t in module.tasks.items() if t.spec.kind == "mask")
-    spec = module.tasks[head].spec
+    """Image by image (sizes may differ); unreadable images are skipped, counted and named."""
+    head = next(n for n, s in predictor.specs.items() if s.kind == "mask")
+    spec = predictor.specs[head]
+    pp = (
+        load_postprocess(config.inference.postprocess, spec.classes)
+        if config.inference.postprocess
+        else None
+    )
     palette = config.data.palette or default_palette(spec.classes)
-    (output_dir / "masks").mkdir(parents=True, exist_ok=True)
-    if overlays:
-        (output_dir / "overlays").mkdir(parents=True, exist_ok=True)
-    summary = PredictionSummary()
+    summary, timings = PredictionSummary(), []
     start = time.perf_counter()
     for stem, path in tqdm(list_images(input_dir).items(), desc="predict", unit="img"):
         try:
@@ -47,21 +72,39 @@ def predict_folder(
         except DataError as error:
             summary.skipped.append(f"{path}: {error}")
             continue
-        mask = _predict_mask(module, image, head)
-        write_mask_png(output_dir / "masks" / f"{stem}.png", mask, palette)
-        if overlays:
-            blended = overlay(image, mask, palette, config.inference.overlay_alpha)
-            write_rgb_png(output_dir / "overlays" / f"{stem}.png", blended)
+        t0 = time.perf_counter()
+        probs = predictor(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
+        mask = masks_from_probs(probs[head], spec.activation, pp)
+        timings.append(
+            {
+                "image": stem,
+                "height": image.shape[0],
+                "width": image.shape[1],
+                "seconds": round(time.perf_counter() - t0, 6),
+            }
+        )
+        _write_outputs(output_dir, stem, image, mask, probs, palette, config, overlays, save_probs)
         summary.written += 1
     summary.seconds = time.perf_counter() - start
+    if timings:
+        write_timings_csv(output_dir / "timings.csv", timings)
     return summary
 
 
-def _predict_mask(module: PodiumModule, image: np.ndarray, head: str) -> np.ndarray:
-    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
-    outputs = predict_padded(module, tensor.to(module.device))
-    probs = head_probabilities(module, outputs)[head][0]
-    if module.tasks[head].spec.activation == "softmax":
-        return probs.argmax(0).to(torch.uint8).cpu().numpy()
-    # Multi-label: the first class above 0.5 wins in the single-layer PNG.
-    return (probs > 0.5).float().argmax(0).to(torch.uint8).cpu().numpy()
+def _write_outputs(out: Path, stem, image, mask, probs, palette, config, overlays, save_probs):
+    if mask.ndim == 3:  # multi-label: one single-channel 0/1 PNG per class
+        for c, layer in enumerate(mask):
+            write_mask_png(out / "masks" / f"{stem}_class{c + 1}.png", layer, None)
+        flat = np.where(mask.any(0), mask.argmax(0) + 1, 0).astype(np.uint8)
+        shown, palette = flat, [(0, 0, 0), *palette]
+    else:
+        write_mask_png(out / "masks" / f"{stem}.png", mask, palette)
+        shown = mask
+    if overlays:
+        blended = overlay(image, shown, palette, config.inference.overlay_alpha)
+        write_rgb_png(out / "overlays" / f"{stem}.png", blended)
+    if save_probs:
+        save_probabilities(
+            out / "probabilities" / f"{stem}.npz",
+            {k: v.float().cpu().numpy() for k, v in probs.items()},
+        )

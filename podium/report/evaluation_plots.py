@@ -49,11 +49,10 @@ def plot_confusion(confusion: np.ndarray, names: list[str], path: Path) -> None:
     _save(fig, path)
 
 
-def plot_best_worst(module, dataset, best, worst, config, path: Path, head: str) -> None:
+def plot_best_worst(predictor, dataset, best, worst, config, path: Path, head: str) -> None:
     """Rows of (image, truth overlay, prediction overlay) for best-k then worst-k images."""
-    from podium.inference.forward import predict_padded
-
-    palette = config.data.palette or default_palette(module.tasks[head].spec.classes)
+    spec = predictor.specs[head]
+    palette = config.data.palette or default_palette(spec.classes)
     index = {s.name: i for i, s in enumerate(dataset.samples)}
     rows = [("best", s, n) for s, n in best] + [("worst", s, n) for s, n in worst]
     fig, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)), squeeze=False)
@@ -61,9 +60,9 @@ def plot_best_worst(module, dataset, best, worst, config, path: Path, head: str)
     for row, (kind, score, name) in enumerate(rows):
         item = dataset[index[name]]
         image = item["image"]
-        pred = predict_padded(module, image[None].to(module.device))[head].argmax(1)[0].cpu()
+        pred = predictor(image)[head].argmax(0).cpu()
         rgb = image.permute(1, 2, 0).numpy()
-        truth = item[module.tasks[head].spec.target_key].numpy()
+        truth = item[spec.target_key].numpy()
         panels = [
             rgb,
             overlay(rgb, truth, palette, config.inference.overlay_alpha, ignore),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -17,8 +19,9 @@ def _write(tmp_path, raw) -> str:
 
 
 def test_bad_key_exits_2_with_path_and_choices(tiny_config, tmp_path):
-    result = runner.invoke(app, ["train", "-c", _write(tmp_path, tiny_config),
-                                 "--set", "trainer.max_epoch=1"])
+    result = runner.invoke(
+        app, ["train", "-c", _write(tmp_path, tiny_config), "--set", "trainer.max_epoch=1"]
+    )
     assert result.exit_code == 2
     assert "trainer.max_epoch" in result.output and "max_epochs" in result.output
     assert "Traceback" not in result.output
@@ -31,11 +34,103 @@ def test_missing_data_folder_is_named(tiny_config, tmp_path):
 
 
 def test_lr_sweep_writes_csv_plot_and_suggestion(tiny_config, tmp_path):
-    result = runner.invoke(app, ["lr-sweep", "-c", _write(tmp_path, tiny_config), "--num", "3",
-                                 "--steps", "2", "--val-batches", "1",
-                                 "--output", str(tmp_path / "sweep")])
+    result = runner.invoke(
+        app,
+        [
+            "lr-sweep",
+            "-c",
+            _write(tmp_path, tiny_config),
+            "--num",
+            "3",
+            "--steps",
+            "2",
+            "--val-batches",
+            "1",
+            "--output",
+            str(tmp_path / "sweep"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = (tmp_path / "sweep/lr_sweep.csv").read_text().splitlines()
     assert rows[0] == "lr,train_loss,val_loss" and len(rows) == 4
     assert (tmp_path / "sweep/lr_sweep.png").stat().st_size > 1000
     assert "suggested lr" in result.output
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    from conftest import tiny_config_dict
+
+    from podium.config import load_config
+    from podium.engine.fit import train
+
+    out = tmp_path_factory.mktemp("cli_runs")
+    return train(load_config(raw=tiny_config_dict(tiny_data, out, max_epochs=1)))
+
+
+def test_predict_ensemble_tta_tiles_probabilities(trained, tiny_data, tmp_path):
+    ckpts = [
+        "--ckpt",
+        str(trained / "checkpoints/best.ckpt"),
+        "--ckpt",
+        str(trained / "checkpoints/last.ckpt"),
+    ]
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            *ckpts,
+            "--input",
+            str(tiny_data / "val/images"),
+            "--output",
+            str(tmp_path / "out"),
+            "--tta",
+            "d4",
+            "--tile",
+            "32",
+            "--overlap",
+            "0.5",
+            "--save-probs",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    stems = sorted(p.stem for p in (tiny_data / "val/images").iterdir())
+    assert sorted(p.stem for p in (tmp_path / "out/masks").iterdir()) == stems
+    probs = np.load(tmp_path / "out/probabilities" / f"{stems[0]}.npz")["mask"]
+    assert probs.dtype == np.float16 and probs.shape == (3, 64, 64)
+    np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1.0, atol=1e-2)
+    timings = (tmp_path / "out/timings.csv").read_text().splitlines()
+    assert timings[0].startswith("image,") and len(timings) == len(stems) + 1
+
+
+def test_evaluate_with_tta_writes_report(trained, tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--ckpt",
+            str(trained / "checkpoints/best.ckpt"),
+            "--tta",
+            "hflip",
+            "--output",
+            str(tmp_path / "eval"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "mIoU" in result.output and (tmp_path / "eval/metrics.json").is_file()
+
+
+def test_predict_missing_checkpoint_exits_2(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            "--ckpt",
+            str(tmp_path / "x.ckpt"),
+            "--input",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert result.exit_code == 2 and "does not exist" in result.output

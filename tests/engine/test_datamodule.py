@@ -1,4 +1,4 @@
-"""DataLoader workers must not repeat each other's augmentations (albumentations keeps its own RNG)."""
+"""Workers must not repeat each other's augmentations (albumentations keeps its own RNG)."""
 
 from __future__ import annotations
 

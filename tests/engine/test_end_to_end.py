@@ -14,7 +14,8 @@ from podium.engine.fit import train
 from podium.engine.history import read_history
 from podium.inference.evaluate import evaluate
 from podium.inference.loading import config_from_checkpoint, load_module
-from podium.inference.predict import predict_folder
+from podium.inference.pipeline import Predictor
+from podium.inference.predict import inference_options, predict_folder
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,8 @@ def test_predict_writes_masks_overlays_and_skips_bad_images(trained_run, tiny_da
     # An odd size (needs padding to the stride) and a broken file.
     Image.fromarray(np.zeros((50, 70, 3), np.uint8)).save(inputs / "odd.png")
     (inputs / "broken.jpg").write_bytes(b"garbage")
-    summary = predict_folder(cfg, module, inputs, tmp_path / "out")
+    summary = predict_folder(cfg, Predictor([module], inference_options(cfg)), inputs,
+                             tmp_path / "out")
     assert summary.written == 3 and len(summary.skipped) == 1 and "broken.jpg" in summary.skipped[0]
     odd = np.asarray(Image.open(tmp_path / "out/masks/odd.png"))
     assert odd.shape == (50, 70) and odd.max() < 3
