@@ -70,15 +70,52 @@ def _mask_target_key(config: Config) -> str:
     return head.target or name
 
 
+def _attach_donors(transform, samples: list[Sample], config: Config) -> None:
+    """CopyPaste built from YAML needs the training images it pastes from."""
+    from podium.data.copy_paste import CopyPaste, DonorPool
+
+    if transform is None:
+        return
+    pastes = [t for t in _walk(transform) if isinstance(t, CopyPaste)]
+    if pastes:
+        pool = DonorPool(samples, mask_reader(config), config.model.in_channels)
+        for paste in pastes:
+            paste.set_donors(pool)
+
+
+def _walk(transform):
+    yield transform
+    for child in getattr(transform, "transforms", []):
+        yield from _walk(child)
+
+
 def dataset_for(
     config: Config, split: str, samples: list[Sample] | None = None, augment: bool | None = None
 ) -> SegmentationDataset:
     augment = split == "train" if augment is None else augment
     spec = config.augmentation.train if augment else config.augmentation.val
+    samples = samples if samples is not None else split_samples(config, split)
+    transform = build_transform(spec)
+    _attach_donors(transform, samples, config)
+    tiles = config.data.train_tiles
+    if split == "train" and augment and tiles is not None:
+        from podium.data.tiling import TiledDataset
+
+        return TiledDataset(
+            samples,
+            mask_reader(config),
+            tiles.scales,
+            tiles.tile,
+            tiles.overlap,
+            transform,
+            config.model.in_channels,
+            _mask_target_key(config),
+            config.data.ignore_index,
+        )
     return SegmentationDataset(
-        samples if samples is not None else split_samples(config, split),
+        samples,
         read_mask=mask_reader(config),
-        transform=build_transform(spec),
+        transform=transform,
         channels=config.model.in_channels,
         target_key=_mask_target_key(config),
     )
@@ -88,13 +125,29 @@ def build_datamodule(config: Config, samples=None) -> PodiumDataModule:
     """samples: optional (train, val) Sample lists, e.g. one fold of a k-fold split."""
     data = config.data
     train, val = samples if samples is not None else (None, None)
+    train_set = dataset_for(config, "train", samples=train)
     return PodiumDataModule(
-        dataset_for(config, "train", samples=train),
+        train_set,
         dataset_for(config, "val", samples=val),
         batch_size=data.batch_size,
         val_batch_size=data.val_batch_size,
         num_workers=data.num_workers,
+        sampler=_train_sampler(config, train_set),
     )
+
+
+def _train_sampler(config: Config, train_set):
+    """class_balanced: one pass over the masks to weight images by their rarest class."""
+    if config.data.sampler != "class_balanced":
+        return None
+    from podium.data.folds import presence_from_masks
+    from podium.data.samplers import class_balanced_sampler
+
+    if not isinstance(train_set, SegmentationDataset):
+        raise ValueError("data.sampler: class_balanced works on whole images, not train_tiles")
+    classes = _mask_head(config).classes
+    presence = presence_from_masks(train_set.samples, mask_reader(config), classes, progress=True)
+    return class_balanced_sampler(presence, config.data.sampler_power, config.seed)
 
 
 def build_head_specs(config: Config) -> list[HeadSpec]:

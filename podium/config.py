@@ -112,6 +112,14 @@ class FoldsConfig(Strict):
     )
 
 
+class TrainTilesConfig(Strict):
+    """Seed 000: train on overlapping tiles of rescaled images (indexed lazily, no copies)."""
+
+    scales: list[float] = Field([1.0, 0.5], description="Rescale factors of each image.")
+    tile: int = Field(512, ge=32, description="Tile side in pixels.")
+    overlap: float = Field(0.25, ge=0, lt=1, description="Overlap fraction between tiles.")
+
+
 class DataBase(Strict):
     classes: list[str] = Field(description="Class names; the mask value i is classes[i].")
     mask_encoding: Literal["index", "palette"] = Field(
@@ -133,6 +141,13 @@ class DataBase(Strict):
     batch_size: int = Field(8, ge=1, description="Training batch size.")
     val_batch_size: int | None = Field(None, ge=1, description="Defaults to batch_size.")
     folds: FoldsConfig | None = Field(None, description="k-fold setup; null: fixed train/val.")
+    train_tiles: TrainTilesConfig | None = Field(
+        None, description="Multi-scale overlapping training tiles; null: whole images."
+    )
+    sampler: Literal["random", "class_balanced"] = Field(
+        "random", description="class_balanced draws images by the rarity of their classes."
+    )
+    sampler_power: float = Field(1.0, ge=0, description="class_balanced: weight = (1/freq)^power.")
     stats_file: Path | None = Field(
         None, description="JSON from `podium stats`: its mean/std replace data.mean/std."
     )

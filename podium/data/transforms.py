@@ -16,7 +16,12 @@ _DEVICE_SIDE = {"Normalize", "ToTensorV2", "ToFloat"}
 
 
 def build_transform(spec: Any) -> A.Compose | None:
-    """Accepts A.to_dict() output, a bare Compose dict, or a list of transform dicts."""
+    """Accepts A.to_dict() output, a bare Compose dict, or a list of transform dicts.
+
+    podium's own transforms (podium.data.copy_paste.CopyPaste) sit in the same list.
+    """
+    import podium.data.copy_paste  # noqa: F401  (registers CopyPaste for A.from_dict)
+
     if spec is None:
         return None
     if isinstance(spec, list):

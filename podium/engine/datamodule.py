@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.fabric.utilities.seed import pl_worker_init_function
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 __all__ = ["PodiumDataModule", "resolve_workers"]
 
@@ -42,6 +42,7 @@ class PodiumDataModule(pl.LightningDataModule):
         batch_size: int,
         val_batch_size: int | None = None,
         num_workers: int | str = "auto",
+        sampler: Sampler | None = None,
     ) -> None:
         super().__init__()
         self.train_set = train
@@ -49,13 +50,17 @@ class PodiumDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = resolve_workers(num_workers)
+        self.sampler = sampler
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset, batch_size: int, shuffle: bool, sampler: Sampler | None = None
+    ) -> DataLoader:
         workers = self.num_workers
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             drop_last=shuffle and len(dataset) > batch_size,
             num_workers=workers,
             persistent_workers=workers > 0,
@@ -65,7 +70,7 @@ class PodiumDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, shuffle=True)
+        return self._loader(self.train_set, self.batch_size, shuffle=True, sampler=self.sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.val_batch_size, shuffle=False)
