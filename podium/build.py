@@ -96,6 +96,9 @@ def dataset_for(
     spec = config.augmentation.train if augment else config.augmentation.val
     samples = samples if samples is not None else split_samples(config, split)
     transform = build_transform(spec)
+    if transform is not None:
+        # albumentations seeds itself from OS entropy unless told: runs would not repeat.
+        transform.set_random_seed(config.seed)
     _attach_donors(transform, samples, config)
     tiles = config.data.train_tiles
     if split == "train" and augment and tiles is not None:

@@ -53,11 +53,19 @@ def _callbacks(config: Config, run_dir: Path) -> list[pl.Callback]:
             monitor=t.monitor,
             mode=t.monitor_mode,
             save_top_k=t.save_top_k,
-            save_last=True,
             auto_insert_metric_name=False,
             # At train-epoch end (after validation), so the epoch's history row, which is
             # complete only then, is inside the checkpoint and a resume starts the next epoch.
             save_on_train_epoch_end=True,
+        ),
+        # Lightning 2.6 refreshes `save_last` only in epochs that improved the monitor; a
+        # separate unmonitored checkpoint makes last.ckpt really the last epoch, every epoch.
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="last",
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
         ),
         LearningRateMonitor(logging_interval="epoch"),
         # Before the history, so what the schedule logs at epoch end lands in the same row.
