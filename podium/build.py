@@ -9,9 +9,17 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from podium.config import CALLBACK_SCHEDULES, AeroscapesData, Config, FolderData, HeadConfig
+from podium.config import (
+    CALLBACK_SCHEDULES,
+    AeroscapesData,
+    Config,
+    FolderData,
+    HeadConfig,
+    RleCsvData,
+)
 from podium.data.dataset import SegmentationDataset
 from podium.data.formats import Sample, aeroscapes_samples, folder_samples
 from podium.data.images import read_mask
@@ -89,16 +97,70 @@ def _walk(transform):
         yield from _walk(child)
 
 
+def rle_split_ids(config: Config) -> tuple[list[str], list[str]]:
+    """Seeded random train/val split of the image folder (seed 001: 20 % validation)."""
+    from podium.data.formats import list_images
+
+    names = sorted(path.name for path in list_images(config.data.images).values())
+    order = np.random.default_rng(config.seed).permutation(len(names))
+    n_val = max(1, int(round(len(names) * config.data.val_fraction)))
+    val = sorted(names[i] for i in order[:n_val])
+    return sorted(set(names) - set(val)), val
+
+
+def _rle_dataset(config: Config, split: str, transform, ids: list[str] | None = None):
+    from podium.data.rle_dataset import RleCsvDataset
+
+    data, head = config.data, _mask_head(config)
+    if ids is None:
+        ids = rle_split_ids(config)[0 if split == "train" else 1]
+    labelled = RleCsvDataset(
+        data.images,
+        data.csv,
+        head.classes,
+        config.model.in_channels,
+        transform,
+        _mask_target_key(config),
+        image_ids=ids,
+    )
+    if split != "train" or data.pseudo is None:
+        return labelled
+    from podium.data.rle_csv import read_rle_csv
+
+    pseudo_ids = sorted(read_rle_csv(data.pseudo.csv))
+    pseudo = RleCsvDataset(
+        data.pseudo.images,
+        data.pseudo.csv,
+        head.classes,
+        config.model.in_channels,
+        transform,
+        _mask_target_key(config),
+        image_ids=pseudo_ids,
+    )
+    return PseudoMix(labelled, pseudo)
+
+
+class PseudoMix(torch.utils.data.ConcatDataset):
+    """Labelled then pseudo-labelled items; the batch sampler fixes their mix per batch."""
+
+    def __init__(self, labelled, pseudo) -> None:
+        super().__init__([labelled, pseudo])
+        self.n_labelled, self.n_pseudo = len(labelled), len(pseudo)
+        self.transform = labelled.transform
+
+
 def dataset_for(
     config: Config, split: str, samples: list[Sample] | None = None, augment: bool | None = None
 ) -> SegmentationDataset:
     augment = split == "train" if augment is None else augment
     spec = config.augmentation.train if augment else config.augmentation.val
-    samples = samples if samples is not None else split_samples(config, split)
     transform = build_transform(spec)
     if transform is not None:
         # albumentations seeds itself from OS entropy unless told: runs would not repeat.
         transform.set_random_seed(config.seed)
+    if isinstance(config.data, RleCsvData):
+        return _rle_dataset(config, split, transform)
+    samples = samples if samples is not None else split_samples(config, split)
     _attach_donors(transform, samples, config)
     tiles = config.data.train_tiles
     if split == "train" and augment and tiles is not None:
@@ -136,11 +198,31 @@ def build_datamodule(config: Config, samples=None) -> PodiumDataModule:
         val_batch_size=data.val_batch_size,
         num_workers=data.num_workers,
         sampler=_train_sampler(config, train_set),
+        batch_sampler=_pseudo_batch_sampler(config, train_set),
+    )
+
+
+def _pseudo_batch_sampler(config: Config, train_set):
+    """Seed 001's mix: a fixed pseudo-labelled share of every batch, a sampled pool per epoch."""
+    if not isinstance(train_set, PseudoMix):
+        return None
+    from podium.data.pseudo_sampler import PseudoLabelBatchSampler
+
+    pseudo = config.data.pseudo
+    return PseudoLabelBatchSampler(
+        train_set.n_labelled,
+        train_set.n_pseudo,
+        config.data.batch_size,
+        pseudo.fraction,
+        pseudo.sample_rate,
+        config.seed,
     )
 
 
 def _train_sampler(config: Config, train_set):
     """class_balanced: one pass over the masks to weight images by their rarest class."""
+    if isinstance(train_set, PseudoMix):
+        return None
     if config.data.sampler != "class_balanced":
         return None
     from podium.data.folds import presence_from_masks
@@ -162,6 +244,17 @@ def build_head_specs(config: Config) -> list[HeadSpec]:
 
 def build_podium_model(config: Config) -> PodiumModel:
     m = config.model
+    if m.in_channels == 1 and m.grayscale_source is not None:
+        from podium.models.grayscale import build_grayscale_model
+
+        return build_grayscale_model(
+            m.arch,
+            m.encoder_name,
+            build_head_specs(config),
+            m.encoder_weights,
+            m.grayscale_source,
+            **m.kwargs,
+        )
     return build_model(
         m.arch,
         m.encoder_name,

@@ -193,6 +193,9 @@ def predict(
     postprocess: Annotated[Path | None, typer.Option(help="Thresholds/min-area YAML.")] = None,
     overlays: Annotated[bool, typer.Option(help="Also write overlays.")] = True,
     save_probs: Annotated[bool, typer.Option(help="Also write float16 NPZ probabilities.")] = False,
+    submission: Annotated[
+        Path | None, typer.Option(help="Also write a Kaggle RLE submission CSV (sigmoid head).")
+    ] = None,
 ) -> None:
     """Predict a folder: PNG masks, overlays, optional NPZ probabilities, timings CSV."""
     from podium.inference.predict import predict_folder
@@ -201,7 +204,7 @@ def predict(
         cfg, predictor = _inference_setup(
             config, set_, ckpt, tta, tile, overlap, average, weight, postprocess
         )
-        summary = predict_folder(cfg, predictor, input, output, overlays, save_probs)
+        summary = predict_folder(cfg, predictor, input, output, overlays, save_probs, submission)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
         _fail(error)
     typer.echo(
@@ -210,6 +213,63 @@ def predict(
     )
     for line in summary.skipped:
         typer.secho(f"  skipped {line}", fg=typer.colors.YELLOW, err=True)
+
+
+@app.command()
+def tune(
+    ckpt: CkptOpt,
+    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    set_: SetOpt = None,
+    output: Annotated[Path | None, typer.Option(help="Post-processing YAML to write.")] = None,
+    tta: TtaOpt = None,
+    average: AverageOpt = False,
+    weight: WeightsOpt = None,
+) -> None:
+    """Per-class threshold and min component area (Kaggle Dice) on validation → YAML."""
+    from podium.inference.kaggle_run import tune_on_validation
+
+    try:
+        cfg, predictor = _inference_setup(config, set_, ckpt, tta, None, None, average, weight)
+        out = output or ckpt[0].resolve().parent.parent / "postprocess.yaml"
+        pp, report = tune_on_validation(cfg, predictor, out)
+    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
+        _fail(error)
+    for c in range(pp.num_classes):
+        typer.echo(f"  class {c + 1}: threshold {pp.thresholds[c]:.2f}  min area {pp.min_area[c]}")
+    typer.echo(
+        f"Kaggle Dice {report['score']:.4f} (threshold 0.5 alone: {report['baseline']:.4f})"
+        f"; wrote {out} — use it with predict --postprocess or inference.postprocess"
+    )
+
+
+@app.command("pseudo-label")
+def pseudo_label(
+    ckpt: CkptOpt,
+    input: Annotated[Path, typer.Option("--input", help="Folder of unlabelled images.")],
+    output: Annotated[Path, typer.Option(help="RLE CSV of the kept pseudo-labels.")],
+    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    set_: SetOpt = None,
+    tta: TtaOpt = None,
+    confidence: Annotated[float, typer.Option(help="Pixel confidence max(p, 1-p).")] = 0.8,
+    min_confident_share: Annotated[
+        float, typer.Option(help="Keep an image if this share of pixels is confident.")
+    ] = 0.99,
+) -> None:
+    """An ensemble's confident predictions on unlabelled images → pseudo-label CSV."""
+    from podium.inference.kaggle_run import pseudo_label_folder
+
+    try:
+        cfg, predictor = _inference_setup(config, set_, ckpt, tta, None, None, False, None)
+        kept, seen, skipped = pseudo_label_folder(
+            cfg, predictor, input, output, confidence, min_confident_share
+        )
+    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
+        _fail(error)
+    typer.echo(
+        f"kept {kept} of {seen} images as pseudo-labels in {output}; skipped "
+        f"{len(skipped)} unreadable. Train with data.pseudo: {{images: {input}, csv: "
+        f"{output}}}"
+    )
 
 
 @app.command("lr-sweep")

@@ -192,7 +192,28 @@ class AeroscapesData(DataBase):
     val_list: str = Field("val.txt", description="File in ImageSets/ listing val ids.")
 
 
-DataConfig = Annotated[FolderData | AeroscapesData, Field(discriminator="format")]
+class PseudoLabels(Strict):
+    """Seed 001: mix pseudo-labelled images into every batch at a fixed share."""
+
+    images: Path = Field(description="Folder of the pseudo-labelled images.")
+    csv: Path = Field(description="Their masks as a Kaggle RLE CSV (`podium pseudo-label`).")
+    fraction: float = Field(0.12, ge=0, lt=1, description="Share of every batch (seed: 12 %).")
+    sample_rate: float = Field(
+        0.6, gt=0, le=1, description="Share of the pseudo pool used per epoch (seed: ~60 %)."
+    )
+
+
+class RleCsvData(DataBase):
+    format: Literal["rle_csv"] = Field(description="Kaggle RLE CSV (Severstal) + image folder.")
+    images: Path = Field(description="Folder of the labelled images (e.g. train_images/).")
+    csv: Path = Field(description="ImageId,ClassId,EncodedPixels (or ImageId_ClassId layout).")
+    val_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Seeded random validation share (seed 001: 20 %)."
+    )
+    pseudo: PseudoLabels | None = Field(None, description="Pseudo-labelled images to mix in.")
+
+
+DataConfig = Annotated[FolderData | AeroscapesData | RleCsvData, Field(discriminator="format")]
 
 
 # --- model and heads --------------------------------------------------------------------------
@@ -205,6 +226,11 @@ class ModelConfig(Strict):
         None, description="null (random init), a hub name like 'imagenet', or a local file."
     )
     in_channels: int = Field(3, ge=1, description="Input channels (1 reads images as grey).")
+    grayscale_source: Literal["r", "g", "b", "sum", "mean"] | None = Field(
+        None,
+        description="in_channels 1: build with 3 (so weights load), then make the first conv "
+        "take 1 channel from the R, G or B kernel or their sum/mean (seed 001).",
+    )
     kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra SMP constructor arguments (decoder_channels...)."
     )

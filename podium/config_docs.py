@@ -9,7 +9,7 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from podium.config import AeroscapesData, Config, DataBase, FolderData
+from podium.config import AeroscapesData, Config, DataBase, FolderData, RleCsvData
 
 __all__ = ["config_reference"]
 
@@ -78,7 +78,8 @@ def _data_sections(lines: list[str], seen: set) -> None:
     """Common data keys once, then what each `data.format` adds."""
     common = frozenset(DataBase.model_fields)
     _section(DataBase, "data.", lines, seen, title="`data` (every format)")
-    for fmt, model in (("folder", FolderData), ("aeroscapes", AeroscapesData)):
+    for fmt, model in (("folder", FolderData), ("aeroscapes", AeroscapesData),
+                       ("rle_csv", RleCsvData)):
         seen.add(model)
         _section(model, "data.", lines, seen, title=f"`data` with `format: {fmt}`", skip=common)
 

@@ -32,7 +32,7 @@ def format_validation_error(error: ValidationError, source: str, root: type[Base
 
 def _is_union_tag(part: str) -> bool:
     # Pydantic puts the discriminator value ('folder', 'aeroscapes') into the location.
-    return part in {"folder", "aeroscapes"}
+    return part in {"folder", "aeroscapes", "rle_csv"}
 
 
 def _allowed_keys(root: type[BaseModel], loc: list[str]) -> list[str]:

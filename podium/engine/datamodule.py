@@ -10,7 +10,7 @@ import torch
 from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
-__all__ = ["PodiumDataModule", "resolve_workers"]
+__all__ = ["PodiumDataModule", "resolve_workers", "seed_worker"]
 
 
 def resolve_workers(num_workers: int | str) -> int:
@@ -43,6 +43,7 @@ class PodiumDataModule(pl.LightningDataModule):
         val_batch_size: int | None = None,
         num_workers: int | str = "auto",
         sampler: Sampler | None = None,
+        batch_sampler: Sampler | None = None,
     ) -> None:
         super().__init__()
         self.train_set = train
@@ -51,6 +52,7 @@ class PodiumDataModule(pl.LightningDataModule):
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = resolve_workers(num_workers)
         self.sampler = sampler
+        self.batch_sampler = batch_sampler
 
     def _loader(
         self, dataset: Dataset, batch_size: int, shuffle: bool, sampler: Sampler | None = None
@@ -70,7 +72,24 @@ class PodiumDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.batch_sampler is not None:
+            return self._batch_loader(self.train_set, self.batch_sampler)
         return self._loader(self.train_set, self.batch_size, shuffle=True, sampler=self.sampler)
+
+    def _batch_loader(self, dataset: Dataset, batch_sampler) -> DataLoader:
+        """A batch sampler (pseudo-label mix) decides whole batches; shard it across ranks."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            batch_sampler.num_replicas, batch_sampler.rank = trainer.world_size, trainer.global_rank
+        workers = self.num_workers
+        return DataLoader(
+            dataset,
+            batch_sampler=batch_sampler,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            worker_init_fn=seed_worker if workers > 0 else None,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.val_batch_size, shuffle=False)

@@ -111,6 +111,8 @@ def build_trainer(config: Config, run_dir: Path, callbacks: list[pl.Callback]) -
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
+        # The pseudo-label batch sampler shards itself across ranks; Lightning must not wrap it.
+        use_distributed_sampler=getattr(config.data, "pseudo", None) is None,
     )
 
 

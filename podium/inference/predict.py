@@ -14,6 +14,7 @@ from podium.config import Config
 from podium.data.errors import DataError
 from podium.data.formats import list_images
 from podium.data.images import read_image
+from podium.data.rle_csv import masks_to_rows, write_rle_csv
 from podium.inference.pipeline import InferenceOptions, Predictor
 from podium.inference.postprocess import PostProcess, apply_postprocess, load_postprocess
 from podium.inference.probabilities import save_probabilities, write_timings_csv
@@ -54,17 +55,36 @@ def predict_folder(
     output_dir: Path,
     overlays: bool = True,
     save_probs: bool = False,
+    submission: Path | None = None,
 ) -> PredictionSummary:
-    """Image by image (sizes may differ); unreadable images are skipped, counted and named."""
+    """Image by image (sizes may differ); unreadable images are skipped, counted and named.
+
+    submission: also stream a Kaggle RLE CSV (every image × class row) for a sigmoid head.
+    """
+    summary = PredictionSummary()
+    results = _predict_each(config, predictor, input_dir, output_dir, overlays, save_probs, summary)
+    if submission is None:
+        for _ in results:
+            pass
+        return summary
+    head = next(n for n, s in predictor.specs.items() if s.kind == "mask")
+    if predictor.specs[head].activation != "sigmoid":
+        raise ValueError("--submission writes Kaggle RLE rows per class: it needs a sigmoid head")
+    write_rle_csv(
+        submission, (row for path, mask in results for row in masks_to_rows(path.name, mask))
+    )
+    return summary
+
+
+def _predict_each(config, predictor, input_dir, output_dir, overlays, save_probs, summary):
+    """Predict, write per-image outputs, yield (path, mask); fills `summary` as it goes."""
     head = next(n for n, s in predictor.specs.items() if s.kind == "mask")
     spec = predictor.specs[head]
-    pp = (
-        load_postprocess(config.inference.postprocess, spec.classes)
-        if config.inference.postprocess
-        else None
-    )
+    pp = None
+    if config.inference.postprocess:
+        pp = load_postprocess(config.inference.postprocess, spec.classes)
     palette = config.data.palette or default_palette(spec.classes)
-    summary, timings = PredictionSummary(), []
+    timings = []
     start = time.perf_counter()
     for stem, path in tqdm(list_images(input_dir).items(), desc="predict", unit="img"):
         try:
@@ -75,20 +95,16 @@ def predict_folder(
         t0 = time.perf_counter()
         probs = predictor(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
         mask = masks_from_probs(probs[head], spec.activation, pp)
+        seconds = round(time.perf_counter() - t0, 6)
         timings.append(
-            {
-                "image": stem,
-                "height": image.shape[0],
-                "width": image.shape[1],
-                "seconds": round(time.perf_counter() - t0, 6),
-            }
+            {"image": stem, "height": image.shape[0], "width": image.shape[1], "seconds": seconds}
         )
         _write_outputs(output_dir, stem, image, mask, probs, palette, config, overlays, save_probs)
         summary.written += 1
+        yield path, mask
     summary.seconds = time.perf_counter() - start
     if timings:
         write_timings_csv(output_dir / "timings.csv", timings)
-    return summary
 
 
 def _write_outputs(out: Path, stem, image, mask, probs, palette, config, overlays, save_probs):
