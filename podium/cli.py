@@ -83,6 +83,37 @@ def split(config: ConfigOpt, set_: SetOpt = None) -> None:
 
 
 @app.command()
+def check(
+    config: ConfigOpt,
+    set_: SetOpt = None,
+    output: Annotated[Path | None, typer.Option(help="Folder for the reports.")] = None,
+) -> None:
+    """Decode every image and mask of both splits; write a report; exit 1 on problems."""
+    from podium.build import mask_reader, split_samples
+    from podium.data.validation import validate_samples, write_validation_report
+
+    try:
+        cfg = load_config(config, set_)
+        out = output or Path(cfg.output_dir) / cfg.experiment / ".validation"
+        problems = 0
+        for split in ("train", "val"):
+            report = validate_samples(
+                split_samples(cfg, split),
+                cfg.model.in_channels,
+                mask_reader(cfg),
+                out / f"validation-{split}.json",
+            )
+            write_validation_report(report, out / f"validation-{split}.txt")
+            problems += len(report.problems)
+            typer.echo(f"{split}: {report.summary()}")
+    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
+        _fail(error)
+    typer.echo(f"reports: {out}")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
 def stats(
     config: ConfigOpt,
     set_: SetOpt = None,

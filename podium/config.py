@@ -140,6 +140,11 @@ class DataBase(Strict):
     std: tuple[float, ...] = Field(IMAGENET_STD, description="Per-channel std, 0..1 scale.")
     batch_size: int = Field(8, ge=1, description="Training batch size.")
     val_batch_size: int | None = Field(None, ge=1, description="Defaults to batch_size.")
+    validation: Literal["error", "skip", "off"] = Field(
+        "error",
+        description="Decode-check every image/mask before training (cached by size+mtime): "
+        "error stops with the list, skip drops and counts bad samples.",
+    )
     folds: FoldsConfig | None = Field(None, description="k-fold setup; null: fixed train/val.")
     train_tiles: TrainTilesConfig | None = Field(
         None, description="Multi-scale overlapping training tiles; null: whole images."
@@ -349,6 +354,12 @@ class TrainerConfig(Strict):
         "auto", description="torch.compile the model; auto: on for CUDA, off on CPU."
     )
     progress_bar: bool = True
+    nonfinite_max_skips: int = Field(
+        0,
+        ge=0,
+        description="Non-finite loss: 0 stops naming step, files and last checkpoint; "
+        "N skips up to N such steps.",
+    )
 
 
 class InferenceConfig(Strict):

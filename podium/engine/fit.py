@@ -17,10 +17,13 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from podium.build import apply_init, build_datamodule, build_module, schedule_callbacks
-from podium.config import Config, load_config
+from podium.config import Config, RleCsvData, load_config
+from podium.data.validation import validated_samples
 from podium.engine.checkpoint_io import AtomicCheckpointIO
 from podium.engine.environment import describe_environment, resolve_precision
+from podium.engine.guards import NonFiniteGuard
 from podium.engine.history import MetricsHistory
+from podium.engine.rng_state import RngState
 from podium.io import atomic_write_text
 
 __all__ = ["make_run_dir", "resume_run_dir", "train"]
@@ -71,6 +74,8 @@ def _callbacks(config: Config, run_dir: Path) -> list[pl.Callback]:
         # Before the history, so what the schedule logs at epoch end lands in the same row.
         *schedule_callbacks(config),
         MetricsHistory(run_dir, _metric_keys(config)),
+        RngState(),  # Python/NumPy/torch/CUDA and augmentation RNGs: exact resume
+        NonFiniteGuard(max_skips=t.nonfinite_max_skips),
     ]
     if t.early_stopping_patience:
         callbacks.append(
@@ -124,9 +129,11 @@ def train(config: Config, resume: Path | None = None, samples=None) -> Path:
     if resume is not None:
         run_dir = resume_run_dir(resume)
         config = _config_for_resume(config, run_dir)
+        _remove_stale_temp_files(run_dir)
     else:
         run_dir = make_run_dir(config)
     pl.seed_everything(config.seed, workers=True)
+    samples = _validated(config, run_dir, samples)
     atomic_write_text(run_dir / "config.yaml", config.to_yaml())
     atomic_write_text(run_dir / "environment.json", json.dumps(describe_environment(), indent=2))
     callbacks = _callbacks(config, run_dir)
@@ -137,6 +144,25 @@ def train(config: Config, resume: Path | None = None, samples=None) -> Path:
     trainer.fit(module, datamodule=build_datamodule(config, samples), ckpt_path=resume)
     _link_best(callbacks[0], run_dir)  # the ModelCheckpoint
     return run_dir
+
+
+def _validated(config: Config, run_dir: Path, samples):
+    """The decode-check pass before training; its cache lives in the experiment folder."""
+    if config.data.validation == "off" or isinstance(config.data, RleCsvData):
+        return samples
+    cache = Path(config.output_dir) / config.experiment / ".validation"
+    train_set, val_set = samples if samples is not None else (None, None)
+    policy = config.data.validation
+    return (
+        validated_samples(config, "train", policy, cache, train_set),
+        validated_samples(config, "val", policy, cache, val_set),
+    )
+
+
+def _remove_stale_temp_files(run_dir: Path) -> None:
+    """A kill during a checkpoint write leaves `.name.*.tmp`; the real file is intact."""
+    for stale in (run_dir / "checkpoints").glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def _config_for_resume(config: Config, run_dir: Path) -> Config:

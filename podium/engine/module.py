@@ -104,6 +104,8 @@ class PodiumModule(pl.LightningModule):
         batch = self._cast_targets(batch)
         outputs = self(batch["image"])
         loss, logs = self._losses(outputs, batch)
+        if not torch.isfinite(loss):
+            return loss  # NonFiniteGuard stops the run or drops the step; keep it out of the logs
         size = batch["image"].shape[0]
         self.log(
             "train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=size

@@ -134,3 +134,24 @@ def test_predict_missing_checkpoint_exits_2(tmp_path):
         ],
     )
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_check_reports_a_truncated_image_and_exits_1(tiny_config, tiny_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    victim = sorted((data / "train/images").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    tiny_config["data"]["train"] = {
+        "images": str(data / "train/images"),
+        "masks": str(data / "train/masks"),
+    }
+    result = runner.invoke(
+        app, ["check", "-c", _write(tmp_path, tiny_config), "--output", str(tmp_path / "reports")]
+    )
+    assert result.exit_code == 1, result.output
+    assert victim.name in (tmp_path / "reports/validation-train.txt").read_text()
+    # train refuses to start under the default policy, naming the file
+    result = runner.invoke(app, ["train", "-c", _write(tmp_path, tiny_config)])
+    assert result.exit_code == 2 and victim.name in result.output

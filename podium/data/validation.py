@@ -1,0 +1,536 @@
+"""A validation pass over a dataset before training: every image and mask decoded once.
+
+A bad file otherwise surfaces hours into a run (a worker raising mid-epoch) or never (a
+truncated JPEG that OpenCV decodes half grey with only a warning). Each problem becomes a
+`Problem(file, kind, message)`; `apply_policy` then fails listing them, or drops those samples.
+
+Results are cached per sample, keyed by (path, size, mtime_ns) of its image and mask, so a
+second run decodes only what changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import numbers
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from PIL import Image, ImageFile
+
+from podium.data.errors import DataError
+from podium.data.formats import Sample
+from podium.data.rle import RLEError, parse_rle
+from podium.io import atomic_write_text
+
+__all__ = [
+    "KINDS",
+    "Problem",
+    "ValidationReport",
+    "apply_policy",
+    "check_box_inside",
+    "check_finite_raster",
+    "check_rle",
+    "rle_csv_problems",
+    "validate_samples",
+    "validated_samples",
+    "write_validation_report",
+]
+
+MaskReader = Callable[[Path], np.ndarray]
+Policy = Literal["error", "skip"]
+
+# Every kind a Problem can have, with what it means (also the legend of the text report).
+KINDS: dict[str, str] = {
+    "missing_image": "the image file does not exist",
+    "empty_file": "the image is a 0-byte file",
+    "not_an_image": "the content is no known image format (text, random bytes, ...)",
+    "corrupt_image": "a known image format that cannot be decoded (truncated or damaged)",
+    "truncated_image": "a JPEG whose data ends early (OpenCV decodes it half grey)",
+    "bit_depth": "not 8-bit (OpenCV would silently squash 16-bit or float pixels to 8 bits)",
+    "channels": "a channel count the model cannot use as is (e.g. RGBA: alpha dropped)",
+    "missing_mask": "the mask file does not exist",
+    "unreadable_mask": "the mask cannot be decoded",
+    "mask_channels": "an RGB mask where class ids are expected, or the reverse",
+    "mask_palette": "a mask colour that is not in data.palette",
+    "mask_class_ids": "mask values outside the classes and the ignore index",
+    "bad_mask": "the mask reader rejected the mask for another reason",
+    "mask_size": "the mask is not the image's size",
+    "duplicate_name": "two samples share one name (stem)",
+    "rle": "a malformed run-length string",
+    "rle_csv": "an RLE CSV with a structural problem",
+    "unreadable_raster": "a regression raster that cannot be read",
+    "nonfinite_raster": "a regression raster holding NaN or inf",
+    "box_invalid": "a box that is not four finite numbers with x1 < x2 and y1 < y2",
+    "box_outside": "a box reaching outside its image",
+}
+
+_CACHE_VERSION = 1
+_SHOW = 10  # files an error message lists
+# Leading bytes of the formats OpenCV reads; TIFF has two byte orders, WebP sits in RIFF.
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"RIFF", "WEBP"),
+    (b"GIF8", "GIF"),
+)
+# What a model of N input channels accepts: read_image converts grey↔colour on purpose
+# (IMREAD_COLOR / IMREAD_GRAYSCALE), but drops an alpha channel, which may hold the content.
+_ACCEPTED_CHANNELS = {1: (1, 3), 3: (1, 3)}
+_PIL_ERRORS = (OSError, SyntaxError, ValueError)  # what PIL raises for a broken file
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSING = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+# read_mask's messages (podium/data/images.py) → kinds; first match wins.
+_MASK_KINDS = (
+    ("cannot read mask", "unreadable_mask"),
+    ("is not an RGB image", "mask_channels"),
+    ("channels (mode", "mask_channels"),
+    ("is not in data.palette", "mask_palette"),
+    ("holds class ids", "mask_class_ids"),
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file."""
+
+    file: str
+    kind: str
+    message: str
+
+
+@dataclass
+class ValidationReport:
+    """Problems found, by image path of the sample they make unusable."""
+
+    checked: int
+    by_sample: dict[str, list[Problem]] = field(default_factory=dict)
+    decoded: int = 0  # samples decoded this time; the rest came from the cache
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [p for problems in self.by_sample.values() for p in problems]
+
+    @property
+    def ok(self) -> bool:
+        return not self.by_sample
+
+    def counts(self) -> dict[str, int]:
+        """Problem count per kind, most frequent first."""
+        return dict(Counter(p.kind for p in self.problems).most_common())
+
+    def files(self) -> list[str]:
+        """Every file named by a problem, once, in report order."""
+        return list(dict.fromkeys(p.file for p in self.problems))
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{kind}: {n}" for kind, n in self.counts().items())
+        return f"{len(self.by_sample)} of {self.checked} samples have problems ({counts})"
+
+
+# --- per-file checks --------------------------------------------------------------------------
+
+
+def _sniff(head: bytes) -> str | None:
+    """Image format from the first bytes, whatever the extension says."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return None if name == "WEBP" and head[8:12] != b"WEBP" else name
+    return None
+
+
+def _decode_image(path: Path) -> np.ndarray | None:
+    """Full decode, keeping depth and alpha (IMREAD_UNCHANGED); None when OpenCV cannot."""
+    try:
+        return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+
+
+def _jpeg_truncated(path: Path, size: int) -> bool:
+    """True when the JPEG data ends early: no EOI marker, confirmed by a strict PIL decode."""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - 64))
+        tail = handle.read()
+    # Some writers pad after EOI; only a missing marker is worth the second decode.
+    if tail.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+        return False
+    if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone made PIL lenient: the marker must decide
+        return True
+    try:
+        with Image.open(path) as image:
+            image.load()  # raises on truncated data; data after EOI (motion photos) is fine
+    except (*_PIL_ERRORS, Image.DecompressionBombError):
+        return True  # PIL cannot vouch for it and the end marker is missing
+    return False
+
+
+def _transposed_by_exif(path: Path) -> bool:
+    """OpenCV's IMREAD_COLOR applies EXIF orientation; 5-8 swap width and height."""
+    try:
+        with Image.open(path) as image:
+            return image.getexif().get(_EXIF_ORIENTATION, 1) in _TRANSPOSING
+    except (*_PIL_ERRORS, Image.DecompressionBombError):
+        return False
+
+
+ImageShape = tuple[int, int, bool]  # height, width as the dataset reads it; EXIF-rotated?
+
+
+def _check_image(path: Path, channels: int) -> tuple[list[Problem], ImageShape | None]:
+    """Problems of one image, and its shape as the dataset will see it."""
+    name = str(path)
+    if not path.is_file():
+        return [Problem(name, "missing_image", f"image {path} does not exist")], None
+    size = path.stat().st_size
+    if size == 0:
+        return [Problem(name, "empty_file", f"image {path} is an empty (0-byte) file")], None
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    fmt = _sniff(head)
+    array = _decode_image(path)
+    if array is None:
+        if fmt is None:
+            message = f"{path} is not an image: its first bytes ({head[:8].hex(' ')}) match no "
+            message += "image format (wrong file, text or random data)"
+            return [Problem(name, "not_an_image", message)], None
+        message = f"{path} is a {fmt} file that cannot be decoded: truncated or damaged"
+        return [Problem(name, "corrupt_image", message)], None
+    problems = []
+    if fmt == "JPEG" and _jpeg_truncated(path, size):
+        message = f"JPEG {path} is truncated: its data ends early and decodes partly grey"
+        problems.append(Problem(name, "truncated_image", message))
+    if array.dtype != np.uint8:
+        bits = array.dtype.itemsize * 8
+        message = (
+            f"{path} has {bits}-bit {array.dtype} pixels; podium trains on 8-bit images and "
+            "OpenCV would silently squash them: convert to 8-bit with a scaling you choose"
+        )
+        problems.append(Problem(name, "bit_depth", message))
+    found = 1 if array.ndim == 2 else array.shape[2]
+    if found not in _ACCEPTED_CHANNELS[channels]:
+        message = f"{path} has {found} channels but the model takes {channels}"
+        if found in (2, 4):
+            message += " (an alpha channel would be dropped: flatten it onto a background)"
+        problems.append(Problem(name, "channels", message))
+    height, width = array.shape[:2]
+    rotated = height != width and _transposed_by_exif(path)
+    return problems, (width, height, True) if rotated else (height, width, False)
+
+
+def _mask_kind(message: str) -> str:
+    return next((kind for text, kind in _MASK_KINDS if text in message), "bad_mask")
+
+
+def _check_mask(mask: Path, image: ImageShape | None, read_mask: MaskReader) -> list[Problem]:
+    """Problems of one mask: exists, decodes with the strict reader, has the image's size."""
+    name = str(mask)
+    if not mask.is_file():
+        return [Problem(name, "missing_mask", f"mask {mask} does not exist")]
+    if mask.stat().st_size == 0:
+        return [Problem(name, "unreadable_mask", f"mask {mask} is an empty (0-byte) file")]
+    try:
+        array = read_mask(mask)
+    except (ValueError, OSError) as error:  # DataError is a ValueError
+        return [Problem(name, _mask_kind(str(error)), str(error))]
+    if image is not None and tuple(array.shape[:2]) != image[:2]:
+        message = (
+            f"mask {mask} is {array.shape[1]}×{array.shape[0]} but its image is "
+            f"{image[1]}×{image[0]} (width×height)"
+        )
+        if image[2]:
+            message += ": the image's EXIF orientation rotates it when read, the mask is not"
+        return [Problem(name, "mask_size", message)]
+    return []
+
+
+def _check_sample(sample: Sample, channels: int, read_mask: MaskReader | None) -> list[Problem]:
+    problems, shape = _check_image(sample.image, channels)
+    if sample.mask is not None and read_mask is not None:
+        problems += _check_mask(sample.mask, shape, read_mask)
+    return problems
+
+
+# --- cache ------------------------------------------------------------------------------------
+
+
+def _stat_key(path: Path | None) -> list | None:
+    """[path, size, mtime_ns]: a change in any of them means decode again."""
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def _reader_key(read_mask: MaskReader | None) -> str:
+    """A name for the mask reader that is the same in every process (no memory addresses)."""
+    if read_mask is None:
+        return "none"
+    if isinstance(read_mask, functools.partial):
+        func = read_mask.func
+        keywords = sorted(read_mask.keywords.items())
+        return f"{func.__module__}.{func.__qualname__}{read_mask.args!r}{keywords!r}"
+    return f"{getattr(read_mask, '__module__', '')}.{getattr(read_mask, '__qualname__', '')}"
+
+
+def _load_cache(path: Path | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """Cached entries by image path; empty when absent, unreadable or made with other settings."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # a damaged cache only costs a re-decode
+    if not isinstance(data, dict) or data.get("settings") != settings:
+        return {}
+    entries = data.get("entries")
+    return entries if isinstance(entries, dict) else {}
+
+
+def _entry_key(sample: Sample, read_mask: MaskReader | None) -> list | None:
+    image = _stat_key(sample.image)
+    if image is None:
+        return None  # a missing image is checked again every time (it is cheap)
+    mask = _stat_key(sample.mask) if read_mask is not None else None
+    return [image, mask]
+
+
+def _from_cache(entry: Any, key: list) -> list[Problem] | None:
+    if not isinstance(entry, dict) or entry.get("key") != key:
+        return None
+    return [Problem(*p) for p in entry.get("problems", [])]
+
+
+# --- the pass ---------------------------------------------------------------------------------
+
+
+def validate_samples(
+    samples: list[Sample],
+    channels: int,
+    read_mask: MaskReader | None,
+    cache_path: Path | None,
+    threads: int | None = None,
+) -> ValidationReport:
+    """Decode every image and mask once (cached by path, size and mtime); report problems.
+
+    channels: the model's input channels (1 or 3). read_mask: the strict mask reader (e.g.
+    `podium.build.mask_reader(config)`); None skips masks. threads: decode in parallel
+    (OpenCV and PIL release the GIL); default min(8, cores).
+    """
+    if channels not in _ACCEPTED_CHANNELS:
+        raise ValueError(f"channels must be 1 or 3 (what podium's image reader reads): {channels}")
+    settings = {"version": _CACHE_VERSION, "channels": channels, "reader": _reader_key(read_mask)}
+    cache_path = Path(cache_path) if cache_path is not None else None
+    cached = _load_cache(cache_path, settings)
+    keys = [_entry_key(s, read_mask) for s in samples]
+    results: list[list[Problem] | None] = [
+        _from_cache(cached.get(str(s.image)), k) if k is not None else None
+        for s, k in zip(samples, keys)
+    ]
+    todo = [i for i, r in enumerate(results) if r is None]
+    workers = threads or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        checked = pool.map(lambda i: _check_sample(samples[i], channels, read_mask), todo)
+        for i, problems in zip(todo, checked):
+            results[i] = problems
+    if cache_path is not None:
+        entries = {
+            str(s.image): {"key": k, "problems": [[p.file, p.kind, p.message] for p in r or []]}
+            for s, k, r in zip(samples, keys, results)
+            if k is not None
+        }
+        atomic_write_text(cache_path, json.dumps({"settings": settings, "entries": entries}))
+    report = ValidationReport(checked=len(samples), decoded=len(todo))
+    for sample, problems in zip(samples, results):
+        if problems:
+            report.by_sample.setdefault(str(sample.image), []).extend(problems)
+    _add_duplicate_names(samples, report)
+    return report
+
+
+def _add_duplicate_names(samples: list[Sample], report: ValidationReport) -> None:
+    """Names key predictions, folds and RLE rows: a second sample with one name is a problem."""
+    first: dict[str, Sample] = {}
+    for sample in samples:
+        if sample.name in first:
+            message = (
+                f"{sample.image} has the name {sample.name!r} of {first[sample.name].image}: "
+                "rename one (predictions and folds are keyed by name)"
+            )
+            problem = Problem(str(sample.image), "duplicate_name", message)
+            report.by_sample.setdefault(str(sample.image), []).append(problem)
+        else:
+            first[sample.name] = sample
+
+
+def write_validation_report(report: ValidationReport, path: Path | str) -> Path:
+    """Write the report atomically: JSON for a .json path, readable text otherwise."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        data = {
+            "checked": report.checked,
+            "samples_with_problems": len(report.by_sample),
+            "counts": report.counts(),
+            "problems": [p.__dict__ for p in report.problems],
+        }
+        atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+        return path
+    lines = [f"Validated {report.checked} samples: {len(report.by_sample)} with problems.", ""]
+    for kind, count in report.counts().items():
+        lines.append(f"{count:6d}  {kind}: {KINDS.get(kind, '')}")
+    lines.append("")
+    lines += [f"{p.kind}\t{p.file}\t{p.message}" for p in report.problems]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def apply_policy(
+    samples: list[Sample],
+    report: ValidationReport,
+    policy: Policy,
+    report_path: Path | None = None,
+) -> list[Sample]:
+    """error: raise DataError naming counts by kind and the first files; skip: the good samples."""
+    if policy not in ("error", "skip"):
+        raise ValueError(f"validation policy must be 'error' or 'skip', got {policy!r}")
+    if report.ok:
+        return list(samples)
+    if policy == "skip":
+        return [s for s in samples if str(s.image) not in report.by_sample]
+    shown = "; ".join(f"{p.file} [{p.kind}]: {p.message}" for p in report.problems[:_SHOW])
+    where = f" Full list: {report_path}." if report_path is not None else ""
+    raise DataError(
+        f"data validation failed: {report.summary()}. First {min(_SHOW, len(report.problems))}: "
+        f"{shown}.{where} Fix or remove these files, or skip them (validation policy 'skip')."
+    )
+
+
+def validated_samples(
+    config: Any,
+    split: str,
+    policy: Literal["error", "skip", "off"],
+    cache_dir: Path | None,
+    samples: list[Sample] | None = None,
+) -> list[Sample]:
+    """The split's samples (or `samples`, e.g. a fold) after validation under `policy`.
+
+    Writes cache_dir/validation-<split>.json (cache) and validation-<split>.txt (report).
+    """
+    from podium.build import mask_reader, split_samples  # the build layer sits above data
+
+    samples = list(samples) if samples is not None else split_samples(config, split)
+    if policy == "off":
+        return samples
+    has_masks = any(s.mask is not None for s in samples)
+    reader = mask_reader(config) if has_masks else None
+    cache = Path(cache_dir) / f"validation-{split}.json" if cache_dir is not None else None
+    report = validate_samples(samples, config.model.in_channels, reader, cache)
+    report_path = None
+    if cache_dir is not None and not report.ok:
+        report_path = write_validation_report(report, Path(cache_dir) / f"validation-{split}.txt")
+    kept = apply_policy(samples, report, policy, report_path)
+    if len(kept) < len(samples):
+        where = f"; report: {report_path}" if report_path is not None else ""
+        print(f"data validation ({split}): skipping {report.summary()}{where}")
+    return kept
+
+
+# --- checks for other label kinds -------------------------------------------------------------
+
+
+def check_rle(
+    rle: str | float | None, shape: tuple[int, int], file: str, where: str = ""
+) -> Problem | None:
+    """A malformed Kaggle RLE string for an (H, W) image, as a Problem (None when fine)."""
+    try:
+        parse_rle(rle, shape)
+    except (RLEError, TypeError) as error:
+        prefix = f"{where}: " if where else ""
+        return Problem(file, "rle", f"{file}: {prefix}{error}")
+    return None
+
+
+def rle_csv_problems(
+    path: Path | str,
+    shape: tuple[int, int] | Mapping[str, tuple[int, int]],
+    num_classes: int | None = None,
+) -> list[Problem]:
+    """Every malformed RLE string of a Kaggle CSV (not only the first); shape: one or per image."""
+    from podium.data.rle_csv import read_rle_csv
+
+    path = Path(path)
+    try:
+        rows = read_rle_csv(path, num_classes=num_classes)
+    except (DataError, OSError, UnicodeDecodeError) as error:
+        return [Problem(str(path), "rle_csv", str(error))]
+    problems = []
+    for image_id, by_class in rows.items():
+        image_shape = shape if isinstance(shape, tuple) else shape.get(image_id)
+        if image_shape is None:
+            continue  # no size known for this image: nothing to check the runs against
+        for class_id, rle in by_class.items():
+            where = f"ImageId={image_id!r}, ClassId={class_id}"
+            problem = check_rle(rle, image_shape, str(path), where)
+            if problem is not None:
+                problems.append(problem)
+    return problems
+
+
+def _read_raster(path: Path) -> np.ndarray:
+    if path.suffix.lower() == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        try:
+            import tifffile
+        except ImportError:
+            raise OSError("reading .tif rasters needs tifffile (pip install tifffile)") from None
+        return tifffile.imread(path)
+    raise OSError(f"unsupported raster type {path.suffix!r} (use .npy, or .tif with tifffile)")
+
+
+def check_finite_raster(path: Path | str) -> Problem | None:
+    """A regression raster (.npy, or .tif via tifffile) that is unreadable or holds NaN/inf."""
+    path = Path(path)
+    try:
+        array = _read_raster(path)
+    except (OSError, ValueError) as error:
+        return Problem(str(path), "unreadable_raster", f"cannot read raster {path}: {error}")
+    if not np.issubdtype(array.dtype, np.floating):
+        return None  # integers are always finite
+    nan = int(np.isnan(array).sum())
+    inf = int(np.isinf(array).sum())
+    if nan or inf:
+        message = f"raster {path} holds {nan} NaN and {inf} inf values of {array.size}"
+        message += ": mask them out (a valid mask) or fill them before training"
+        return Problem(str(path), "nonfinite_raster", message)
+    return None
+
+
+def check_box_inside(
+    box: Sequence[float], width: int, height: int, file: str = ""
+) -> Problem | None:
+    """A pixel box (x1, y1, x2, y2), x2/y2 exclusive, must be finite, non-empty and inside."""
+    where = f"{file}: " if file else ""
+    if len(box) != 4 or not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in box):
+        return Problem(file, "box_invalid", f"{where}box {list(box)} is not 4 finite numbers")
+    x1, y1, x2, y2 = box
+    if not (x1 < x2 and y1 < y2):
+        return Problem(file, "box_invalid", f"{where}box {list(box)} is empty or inverted")
+    if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+        message = f"{where}box {list(box)} reaches outside the {width}×{height} image"
+        return Problem(file, "box_outside", message)
+    return None
