@@ -30,17 +30,22 @@ def _fail(error: Exception) -> None:
 def train(
     config: ConfigOpt,
     set_: SetOpt = None,
-    resume: Annotated[Path | None, typer.Option(help="Checkpoint to resume from.")] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="Checkpoint to resume from, or 'auto' (newest last.ckpt).")
+    ] = None,
     fold: Annotated[
         str | None, typer.Option(help="Train one fold (0..k-1) or 'all' (needs data.folds).")
     ] = None,
 ) -> None:
     """Fit the model; writes a run folder with config, history, curves and checkpoints."""
+    from podium.engine.fit import latest_last_checkpoint
     from podium.engine.fit import train as fit
     from podium.engine.folds_run import all_folds, fold_samples, train_folds
 
     try:
         cfg = load_config(config, set_)
+        if resume is not None:
+            resume = latest_last_checkpoint(cfg) if resume == "auto" else Path(resume)
         if fold is None:
             run_dirs = [fit(cfg, resume=resume)]
         elif resume is not None:
@@ -95,8 +100,9 @@ def check(
     try:
         cfg = load_config(config, set_)
         out = output or Path(cfg.output_dir) / cfg.experiment / ".validation"
-        problems = 0
+        problems, good = 0, {}
         for split in ("train", "val"):
+            samples = split_samples(cfg, split)
             report = validate_samples(
                 split_samples(cfg, split),
                 cfg.model.in_channels,
@@ -106,11 +112,29 @@ def check(
             write_validation_report(report, out / f"validation-{split}.txt")
             problems += len(report.problems)
             typer.echo(f"{split}: {report.summary()}")
+            bad = set(report.files())
+            good[split] = {s.name: s.image for s in samples if str(s.image) not in bad}
+        leaks = _train_val_duplicates(cfg, good["train"], good["val"])
     except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
         _fail(error)
+    for a, b, distance in leaks[:20]:
+        typer.secho(
+            f"warning: near-duplicate images across train and val: {a} ~ {b} "
+            f"(dHash distance {distance})",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     typer.echo(f"reports: {out}")
     if problems:
         raise typer.Exit(1)
+
+
+def _train_val_duplicates(cfg, train: dict, val: dict) -> list:
+    """Leak check: near-identical images on both sides of the train/val split."""
+    from podium.data.duplicates import near_duplicates_across
+
+    distance = cfg.data.folds.duplicate_distance if cfg.data.folds else 4
+    return near_duplicates_across(train, val, distance)
 
 
 @app.command()

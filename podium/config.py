@@ -7,6 +7,7 @@ so a typo fails at load with the key path, the value and the accepted names.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -470,7 +471,8 @@ def load_config(
     source = str(path) if path is not None else "<dict>"
     if raw is None:
         raw = _read_yaml(Path(path))
-    raw = apply_overrides(raw, list(overrides or []))
+    # A copy: the caller's dict must not change under it (overrides write into the tree).
+    raw = apply_overrides(copy.deepcopy(raw), list(overrides or []))
     try:
         return Config.model_validate(raw)
     except ValidationError as error:

@@ -40,6 +40,20 @@ def make_run_dir(config: Config) -> Path:
     return run_dir
 
 
+def latest_last_checkpoint(config: Config) -> Path:
+    """`--resume auto`: last.ckpt of the newest run folder of this experiment, or an error."""
+    base = Path(config.output_dir) / config.experiment
+    runs = sorted(
+        (p for p in base.glob("*/checkpoints/last.ckpt")), key=lambda p: p.parent.parent.name
+    )
+    if not runs:
+        raise FileNotFoundError(
+            f"--resume auto: no run of experiment {config.experiment!r} under {base} has a "
+            "last.ckpt; start without --resume to train from scratch"
+        )
+    return runs[-1]
+
+
 def resume_run_dir(ckpt: Path) -> Path:
     """A checkpoint lives in <run>/checkpoints/; resuming continues that run folder."""
     if not ckpt.is_file():

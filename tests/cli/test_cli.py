@@ -155,3 +155,38 @@ def test_check_reports_a_truncated_image_and_exits_1(tiny_config, tiny_data, tmp
     # train refuses to start under the default policy, naming the file
     result = runner.invoke(app, ["train", "-c", _write(tmp_path, tiny_config)])
     assert result.exit_code == 2 and victim.name in result.output
+
+
+def test_resume_auto_without_a_run_fails_loudly(tiny_config, tmp_path):
+    result = runner.invoke(app, ["train", "-c", _write(tmp_path, tiny_config), "--resume", "auto"])
+    assert result.exit_code == 2 and "no run of experiment" in result.output
+
+
+def test_resume_auto_continues_the_newest_run(trained, tiny_data, tmp_path):
+    import shutil
+
+    from conftest import tiny_config_dict
+
+    out = tmp_path / "runs"
+    shutil.copytree(trained, out / "tiny" / trained.name)
+    raw = tiny_config_dict(tiny_data, out, max_epochs=2)
+    result = runner.invoke(app, ["train", "-c", _write(tmp_path, raw), "--resume", "auto"])
+    assert result.exit_code == 0, result.output
+    assert f"run folder: {out / 'tiny' / trained.name}" in result.output
+
+
+def test_check_warns_about_near_duplicates_across_train_and_val(tiny_config, tiny_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    first = sorted((data / "train/images").iterdir())[0]
+    shutil.copy(first, data / "val/images" / "copy.png")
+    shutil.copy(data / "train/masks" / first.name, data / "val/masks" / "copy.png")
+    for split in ("train", "val"):
+        tiny_config["data"][split] = {"images": str(data / split / "images"),
+                                      "masks": str(data / split / "masks")}
+    result = runner.invoke(app, ["check", "-c", _write(tmp_path, tiny_config),
+                                 "--output", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert f"{first.stem} ~ copy" in result.output

@@ -80,3 +80,9 @@ def test_every_shipped_config_validates():
     for path in configs:
         raw = yaml.safe_load(path.read_text())
         load_config(raw=raw)  # raises with the path on any problem
+
+
+def test_load_config_leaves_the_callers_dict_alone(tiny_config):
+    before = yaml.safe_dump(tiny_config)
+    load_config(raw=tiny_config, overrides=["trainer.max_epochs=7", "init.freeze_encoder=true"])
+    assert yaml.safe_dump(tiny_config) == before
