@@ -102,6 +102,18 @@ def _check_mask_loss(name: str, ctx: LossContext, class_weights: Sequence[float]
     check_class_weights(name, ctx, class_weights)
 
 
+def _smp_overlap(
+    name: str, smp_class, ctx: LossContext, class_weights, guard_empty: bool = False, **kwargs
+) -> nn.Module:
+    """Check, then wrap one of SMP's overlap losses (kwargs pass through unrenamed)."""
+    _check_mask_loss(name, ctx, class_weights)
+    ignore = NO_IGNORE if ctx.ignore_index is None else ctx.ignore_index
+    loss = smp_class(
+        ctx.mode, from_logits=True, ignore_index=ignore, class_weights=class_weights, **kwargs
+    )
+    return SmpOverlapLoss(loss, ctx.mode, ignore, guard_empty=guard_empty)
+
+
 @LOSSES.register("dice")
 def build_dice(
     ctx: LossContext,
@@ -110,18 +122,9 @@ def build_dice(
     log_loss: bool = False,
     class_weights: list[float] | None = None,
 ) -> nn.Module:
-    _check_mask_loss("dice", ctx, class_weights)
-    ignore = NO_IGNORE if ctx.ignore_index is None else ctx.ignore_index
-    loss = smp.losses.DiceLoss(
-        ctx.mode,
-        log_loss=log_loss,
-        from_logits=True,
-        smooth=smooth,
-        eps=eps,
-        ignore_index=ignore,
-        class_weights=class_weights,
+    return _smp_overlap(
+        "dice", smp.losses.DiceLoss, ctx, class_weights, log_loss=log_loss, smooth=smooth, eps=eps
     )
-    return SmpOverlapLoss(loss, ctx.mode, ignore)
 
 
 @LOSSES.register("jaccard")
@@ -132,18 +135,15 @@ def build_jaccard(
     log_loss: bool = False,
     class_weights: list[float] | None = None,
 ) -> nn.Module:
-    _check_mask_loss("jaccard", ctx, class_weights)
-    ignore = NO_IGNORE if ctx.ignore_index is None else ctx.ignore_index
-    loss = smp.losses.JaccardLoss(
-        ctx.mode,
+    return _smp_overlap(
+        "jaccard",
+        smp.losses.JaccardLoss,
+        ctx,
+        class_weights,
         log_loss=log_loss,
-        from_logits=True,
         smooth=smooth,
         eps=eps,
-        ignore_index=ignore,
-        class_weights=class_weights,
     )
-    return SmpOverlapLoss(loss, ctx.mode, ignore)
 
 
 @LOSSES.register("tversky")
@@ -157,23 +157,21 @@ def build_tversky(
     log_loss: bool = False,
     class_weights: list[float] | None = None,
 ) -> nn.Module:
-    _check_mask_loss("tversky", ctx, class_weights)
-    ignore = NO_IGNORE if ctx.ignore_index is None else ctx.ignore_index
-    loss = smp.losses.TverskyLoss(
-        ctx.mode,
+    # SMP returns mean(loss) ** gamma; with nothing to count that is 0 ** gamma, whose gradient
+    # is inf (gamma < 1) and then NaN: guard the empty case.
+    return _smp_overlap(
+        "tversky",
+        smp.losses.TverskyLoss,
+        ctx,
+        class_weights,
+        guard_empty=gamma != 1.0,
         log_loss=log_loss,
-        from_logits=True,
         smooth=smooth,
         eps=eps,
-        ignore_index=ignore,
         alpha=alpha,
         beta=beta,
         gamma=gamma,
-        class_weights=class_weights,
     )
-    # SMP returns mean(loss) ** gamma; with nothing to count that is 0 ** gamma, whose gradient
-    # is inf (gamma < 1) and then NaN.
-    return SmpOverlapLoss(loss, ctx.mode, ignore, guard_empty=gamma != 1.0)
 
 
 # --- focal ------------------------------------------------------------------------------------
