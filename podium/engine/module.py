@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -67,8 +68,18 @@ class PodiumModule(pl.LightningModule):
         x = normalize_on_device(images, self.mean, self.std)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        model = self._compiled if self._compiled is not None else self.model
-        return model(x)
+        if self._compiled is not None:
+            try:
+                return self._compiled(x)
+            except Exception as error:  # noqa: BLE001 - any compiler failure: run eagerly
+                # A real model error raises again below, in eager mode, with a plain traceback.
+                warnings.warn(
+                    f"torch.compile failed ({type(error).__name__}: {error}); "
+                    "continuing without compilation",
+                    stacklevel=2,
+                )
+                object.__setattr__(self, "_compiled", None)
+        return self.model(x)
 
     def setup(self, stage: str) -> None:
         if self.channels_last:

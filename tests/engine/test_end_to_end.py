@@ -152,3 +152,20 @@ def test_last_checkpoint_is_the_last_epoch_even_without_improvement(tiny_data, t
     last = torch.load(run_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
     assert last["epoch"] == 1
     assert not (run_dir / "checkpoints/best.ckpt").exists()
+
+
+def test_compile_failure_falls_back_to_eager(tiny_config, monkeypatch):
+    from podium.build import build_module
+
+    def broken_compile(model, **kwargs):
+        def run(x):
+            raise RuntimeError("inductor: no C++ compiler")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    module = build_module(load_config(raw=tiny_config, overrides=["trainer.compile=true"]))
+    module.setup("fit")
+    with pytest.warns(UserWarning, match="continuing without compilation"):
+        out = module(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+    assert out["mask"].shape == (1, 3, 64, 64) and module._compiled is None
