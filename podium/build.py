@@ -6,7 +6,6 @@ Nothing below this layer sees the config; it receives typed values.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -127,15 +126,16 @@ def _rle_dataset(config: Config, split: str, transform, ids: list[str] | None = 
         return labelled
     from podium.data.rle_csv import read_rle_csv
 
-    pseudo_ids = sorted(read_rle_csv(data.pseudo.csv))
+    # Parsed once: the ids choose the samples and the same labels feed the dataset.
+    labels = read_rle_csv(data.pseudo.csv, num_classes=head.classes)
     pseudo = RleCsvDataset(
         data.pseudo.images,
-        data.pseudo.csv,
+        labels,
         head.classes,
         config.model.in_channels,
         transform,
         _mask_target_key(config),
-        image_ids=pseudo_ids,
+        image_ids=sorted(labels),
     )
     return PseudoMix(labelled, pseudo)
 
@@ -357,7 +357,3 @@ def build_module(config: Config, model: PodiumModel | None = None) -> PodiumModu
         compile=use_compile(config),
     )
     return module
-
-
-def resolve_path(base: Path, value: Path) -> Path:
-    return value if value.is_absolute() else base / value

@@ -10,9 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from podium.data.errors import DataError
 from podium.data.formats import Sample
-from podium.data.images import read_image
+from podium.data.images import check_mask_size, read_image
 
 __all__ = ["SegmentationDataset", "compact_mask"]
 
@@ -56,12 +55,7 @@ class SegmentationDataset(Dataset):
         image = read_image(sample.image, self.channels)
         mask = None
         if sample.mask is not None and self.read_mask is not None:
-            mask = self.read_mask(sample.mask)
-            if mask.shape[:2] != image.shape[:2]:
-                raise DataError(
-                    f"mask {sample.mask} is {mask.shape[1]}×{mask.shape[0]} but image "
-                    f"{sample.image} is {image.shape[1]}×{image.shape[0]} (width×height)"
-                )
+            mask = check_mask_size(self.read_mask(sample.mask), image, sample.mask, sample.image)
         if self.transform is not None:
             out = (
                 self.transform(image=image, mask=mask)

@@ -10,7 +10,7 @@ from PIL import Image, UnidentifiedImageError
 
 from podium.data.errors import DataError
 
-__all__ = ["decode_mask", "read_image", "read_mask", "validate_class_ids"]
+__all__ = ["check_mask_size", "decode_mask", "read_image", "read_mask", "validate_class_ids"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -94,3 +94,13 @@ def validate_class_ids(mask: np.ndarray, num_classes: int, ignore_index: int | N
             + (f" and not the ignore index {ignore_index}" if ignore_index is not None else "")
             + "; fix the mask or data.classes / data.ignore_index"
         )
+
+
+def check_mask_size(mask: np.ndarray, image: np.ndarray, mask_path, image_path) -> np.ndarray:
+    """Return `mask` if it has the image's height and width, else raise naming both files."""
+    if mask.shape[:2] != image.shape[:2]:
+        raise DataError(
+            f"mask {mask_path} is {mask.shape[1]}×{mask.shape[0]} but image {image_path} "
+            f"is {image.shape[1]}×{image.shape[0]} (width×height)"
+        )
+    return mask

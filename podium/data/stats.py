@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from podium.data.errors import DataError
 from podium.data.formats import Sample
-from podium.data.images import read_image
+from podium.data.images import check_mask_size, read_image
 from podium.io import atomic_write_text
 
 __all__ = [
@@ -87,7 +86,9 @@ def dataset_stats(
         sizes[image.shape[:2]] += 1
         if sample.mask is None or read_mask is None:
             continue
-        counts, ignored = mask_counts(_read_checked_mask(sample, read_mask, image), num_classes)
+        counts, ignored = mask_counts(
+            check_mask_size(read_mask(sample.mask), image, sample.mask, sample.image), num_classes
+        )
         class_pixels += counts
         class_images += counts > 0
         ignore += ignored
@@ -105,17 +106,6 @@ def dataset_stats(
         background_class,
         len(samples),
     )
-
-
-def _read_checked_mask(sample: Sample, read_mask: Callable, image: np.ndarray) -> np.ndarray:
-    """The sample's mask; a size different from the image's raises DataError."""
-    mask = read_mask(sample.mask)
-    if mask.shape[:2] != image.shape[:2]:
-        raise DataError(
-            f"mask {sample.mask} is {mask.shape[1]}×{mask.shape[0]} but image {sample.image} "
-            f"is {image.shape[1]}×{image.shape[0]} (width×height)"
-        )
-    return mask
 
 
 def _has_foreground(counts: np.ndarray, background_class: int | None) -> bool:

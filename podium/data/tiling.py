@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from podium.data.dataset import compact_mask
 from podium.data.errors import DataError
 from podium.data.formats import Sample
-from podium.data.images import read_image
+from podium.data.images import check_mask_size, read_image
 
 __all__ = [
     "TileIndex",
@@ -244,10 +244,4 @@ class TiledDataset(Dataset):
             )
         if sample.mask is None or self.read_mask is None:
             return image, None
-        mask = self.read_mask(sample.mask)
-        if mask.shape[:2] != image.shape[:2]:
-            raise DataError(
-                f"mask {sample.mask} is {mask.shape[1]}×{mask.shape[0]} but image "
-                f"{sample.image} is {image.shape[1]}×{image.shape[0]} (width×height)"
-            )
-        return image, mask
+        return image, check_mask_size(self.read_mask(sample.mask), image, sample.mask, sample.image)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from podium.build import mask_reader, split_samples
@@ -124,8 +123,3 @@ def all_folds(config: Config) -> list[int]:
     if Path(folds_cfg.csv).is_file():
         return sorted(set(read_folds_csv(folds_cfg.csv).values()))
     return list(range(folds_cfg.n_splits))
-
-
-def oof_coverage(out_dir: Path) -> dict[str, np.ndarray]:
-    """name → probabilities of the first head (for tests and tuning)."""
-    return {p.stem: next(iter(np.load(p).values())) for p in sorted(out_dir.glob("*.npz"))}

@@ -18,7 +18,7 @@ from podium.inference.loading import load_module
 from podium.inference.tiles import sliding_window_predict
 from podium.inference.tta import tta_apply
 
-__all__ = ["InferenceOptions", "Predictor", "build_predictor", "load_members"]
+__all__ = ["InferenceOptions", "Predictor", "load_members"]
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,3 @@ class Predictor:
             return {name: torch.stack([o[name] for o in outs]) for name in outs[0]}
         with torch.inference_mode():
             return self.batch_fn(images.to(self.device))
-
-
-def build_predictor(
-    modules: list, options: InferenceOptions, weights: Sequence[float] | None = None
-) -> Predictor:
-    return Predictor(modules, options, weights)

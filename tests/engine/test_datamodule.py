@@ -38,5 +38,10 @@ def test_seed_worker_decorrelates_workers():
     assert 10 < sum(draws) < 54  # still a fair coin
 
 
-def test_auto_workers_leave_a_core_for_the_main_process():
-    assert resolve_workers("auto") >= 0 and resolve_workers(3) == 3
+def test_auto_workers_leave_a_core_for_the_main_process(monkeypatch):
+    import os
+
+    for cores, expected in [(1, 0), (2, 1), (16, 15), (64, 16)]:
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert resolve_workers("auto") == expected
+    assert resolve_workers(3) == 3
