@@ -100,8 +100,9 @@ def run_demo(output_dir: Path, cache: Path | None, overrides: list[str]) -> None
     for name, v in result.per_class.items():
         typer.echo(f"    {name:>6}: IoU {v['iou']:.4f}  Dice {v['dice']:.4f}")
     typer.echo("4/4 predicting the validation images")
-    summary = predict_folder(config, predictor, dataset.root / "val/images",
-                             run_dir / "predictions")
+    summary = predict_folder(
+        config, predictor, dataset.root / "val/images", run_dir / "predictions"
+    )
     typer.echo(f"    wrote {summary.written} masks and overlays to {run_dir / 'predictions'}")
     typer.echo(f"done: {run_dir}")
 

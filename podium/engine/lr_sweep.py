@@ -32,8 +32,15 @@ class SweepPoint:
     val_loss: float
 
 
-def lr_sweep(config: Config, out_dir: Path, lr_min: float = 1e-5, lr_max: float = 1e-1,
-             num: int = 8, steps: int = 20, val_batches: int = 5) -> tuple[list[SweepPoint], float]:
+def lr_sweep(
+    config: Config,
+    out_dir: Path,
+    lr_min: float = 1e-5,
+    lr_max: float = 1e-1,
+    num: int = 8,
+    steps: int = 20,
+    val_batches: int = 5,
+) -> tuple[list[SweepPoint], float]:
     """Train `steps` batches per LR from the same weights; write CSV, PNG and the suggestion."""
     pl.seed_everything(config.seed, workers=True)
     datamodule = build_datamodule(config)
@@ -55,10 +62,18 @@ def _short_run(config, datamodule, initial, lr, steps, val_batches) -> SweepPoin
     module = build_module(cfg)
     module.load_state_dict(copy.deepcopy(initial))
     trainer = pl.Trainer(
-        max_steps=steps, max_epochs=-1, limit_val_batches=val_batches, num_sanity_val_steps=0,
-        val_check_interval=None, check_val_every_n_epoch=None, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        accelerator=cfg.trainer.accelerator, devices=1,
+        max_steps=steps,
+        max_epochs=-1,
+        limit_val_batches=val_batches,
+        num_sanity_val_steps=0,
+        val_check_interval=None,
+        check_val_every_n_epoch=None,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
         precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
     )
     pl.seed_everything(config.seed, workers=True)  # same batches for every LR

@@ -15,8 +15,9 @@ from podium.io import atomic_open  # noqa: E402
 __all__ = ["plot_curves"]
 
 
-def plot_curves(rows: list[dict[str, float]], path: Path, metric_keys: list[str] | None = None
-                ) -> None:
+def plot_curves(
+    rows: list[dict[str, float]], path: Path, metric_keys: list[str] | None = None
+) -> None:
     """Left: train/val loss; middle: validation metrics; right: learning rate per group."""
     if not rows:
         return
@@ -24,8 +25,10 @@ def plot_curves(rows: list[dict[str, float]], path: Path, metric_keys: list[str]
     keys = sorted({k for r in rows for k in r})
     panels = [
         ("loss", [k for k in keys if k in ("train/loss", "val/loss")]),
-        ("validation metrics", metric_keys or [k for k in keys if k.startswith("val/")
-                                               and "loss" not in k]),
+        (
+            "validation metrics",
+            metric_keys or [k for k in keys if k.startswith("val/") and "loss" not in k],
+        ),
         ("learning rate", [k for k in keys if k.startswith("lr-")]),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))

@@ -184,9 +184,12 @@ def test_check_warns_about_near_duplicates_across_train_and_val(tiny_config, tin
     shutil.copy(first, data / "val/images" / "copy.png")
     shutil.copy(data / "train/masks" / first.name, data / "val/masks" / "copy.png")
     for split in ("train", "val"):
-        tiny_config["data"][split] = {"images": str(data / split / "images"),
-                                      "masks": str(data / split / "masks")}
-    result = runner.invoke(app, ["check", "-c", _write(tmp_path, tiny_config),
-                                 "--output", str(tmp_path / "rep")])
+        tiny_config["data"][split] = {
+            "images": str(data / split / "images"),
+            "masks": str(data / split / "masks"),
+        }
+    result = runner.invoke(
+        app, ["check", "-c", _write(tmp_path, tiny_config), "--output", str(tmp_path / "rep")]
+    )
     assert result.exit_code == 0, result.output
     assert f"{first.stem} ~ copy" in result.output

@@ -17,6 +17,13 @@ def test_readme_config_reference_is_current():
 
 def test_reference_lists_every_section_and_key():
     ref = config_reference()
-    for key in ("`data.classes`", "`data.train.images`", "`data.root`", "`model.encoder_name`",
-                "`heads.<name>.activation`", "`trainer.monitor`", "`inference.batch_size`"):
+    for key in (
+        "`data.classes`",
+        "`data.train.images`",
+        "`data.root`",
+        "`model.encoder_name`",
+        "`heads.<name>.activation`",
+        "`trainer.monitor`",
+        "`inference.batch_size`",
+    ):
         assert key in ref, key

@@ -64,8 +64,9 @@ def _kill_at_marker(proc: subprocess.Popen, marker: Path, log: Path) -> None:
     deadline = time.monotonic() + WAIT_S
     while not marker.exists():
         if proc.poll() is not None:
-            pytest.fail(f"target exited ({proc.returncode}) before the marker:\n"
-                        + log.read_text()[-4000:])
+            pytest.fail(
+                f"target exited ({proc.returncode}) before the marker:\n" + log.read_text()[-4000:]
+            )
         if time.monotonic() > deadline:
             _kill(proc)
             pytest.fail("the target never reached the kill point:\n" + log.read_text()[-4000:])
@@ -203,14 +204,17 @@ def test_rng_state_round_trips_every_generator():
 
     transform = Compose([HorizontalFlip(), VerticalFlip()], seed=1)
     sampler = WeightedRandomSampler([1.0, 2.0], 4, generator=torch.Generator().manual_seed(0))
-    datamodule = type("DM", (), {"train_set": type("DS", (), {"transform": transform})(),
-                                 "sampler": sampler})()
+    datamodule = type(
+        "DM", (), {"train_set": type("DS", (), {"transform": transform})(), "sampler": sampler}
+    )()
     callback = RngState()
     callback.setup(type("T", (), {"datamodule": datamodule})(), None, "fit")
 
     def draws():
         return (
-            random.random(), float(np.random.rand()), float(torch.rand(())),
+            random.random(),
+            float(np.random.rand()),
+            float(torch.rand(())),
             [t.py_random.random() for t in (transform, *transform.transforms)],
             [float(t.random_generator.random()) for t in (transform, *transform.transforms)],
             list(sampler),

@@ -19,10 +19,20 @@ def test_seed000_recipe_flat_then_revert_then_cosine(tmp_path):
     root = make_aeroscapes_dataset(tmp_path / "aero", n_train=8, n_val=4, size=(64, 64))
     config = load_config(
         CONFIGS / "aeroscapes_seed000.yaml",
-        [f"data.root={root}", f"output_dir={tmp_path / 'runs'}", "model.encoder_weights=null",
-         "augmentation.train=null", "augmentation.val=null", "data.batch_size=4",
-         "data.num_workers=0", "schedule.patience=1", "schedule.max_flat_epochs=2",
-         "schedule.anneal_epochs=2", "trainer.max_epochs=6", "trainer.progress_bar=false"],
+        [
+            f"data.root={root}",
+            f"output_dir={tmp_path / 'runs'}",
+            "model.encoder_weights=null",
+            "augmentation.train=null",
+            "augmentation.val=null",
+            "data.batch_size=4",
+            "data.num_workers=0",
+            "schedule.patience=1",
+            "schedule.max_flat_epochs=2",
+            "schedule.anneal_epochs=2",
+            "trainer.max_epochs=6",
+            "trainer.progress_bar=false",
+        ],
     )
     assert config.optimizer.name == "ranger" and config.model.arch == "FPN"
     run_dir = train(config)
