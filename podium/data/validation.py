@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import functools
 import json
-import math
-import numbers
 import os
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +26,6 @@ from PIL import Image, ImageFile
 
 from podium.data.errors import DataError
 from podium.data.formats import Sample
-from podium.data.rle import RLEError, parse_rle
 from podium.io import atomic_write_text
 
 __all__ = [
@@ -36,10 +33,8 @@ __all__ = [
     "Problem",
     "ValidationReport",
     "apply_policy",
-    "check_box_inside",
-    "check_finite_raster",
-    "check_rle",
-    "rle_csv_problems",
+    "header_shape",
+    "split_report",
     "validate_samples",
     "validated_samples",
     "write_validation_report",
@@ -409,13 +404,20 @@ def apply_policy(
         raise ValueError(f"validation policy must be 'error' or 'skip', got {policy!r}")
     if report.ok:
         return list(samples)
-    if policy == "skip":
+    images = {str(s.image) for s in samples}
+    # A problem of no single sample (e.g. a malformed RLE CSV) spoils them all: no skip drops it.
+    stuck = [p for key, found in report.by_sample.items() if key not in images for p in found]
+    if policy == "skip" and not stuck:
         return [s for s in samples if str(s.image) not in report.by_sample]
-    shown = "; ".join(f"{p.file} [{p.kind}]: {p.message}" for p in report.problems[:_SHOW])
+    problems = stuck if policy == "skip" else report.problems
+    advice = "Fix or remove these files, or skip them (validation policy 'skip')."
+    if policy == "skip":
+        advice = "Fix them: they belong to no single sample, so skipping cannot drop them."
+    shown = "; ".join(f"{p.file} [{p.kind}]: {p.message}" for p in problems[:_SHOW])
     where = f" Full list: {report_path}." if report_path is not None else ""
     raise DataError(
-        f"data validation failed: {report.summary()}. First {min(_SHOW, len(report.problems))}: "
-        f"{shown}.{where} Fix or remove these files, or skip them (validation policy 'skip')."
+        f"data validation failed: {report.summary()}. First {min(_SHOW, len(problems))}: "
+        f"{shown}.{where} {advice}"
     )
 
 
@@ -430,15 +432,13 @@ def validated_samples(
 
     Writes cache_dir/validation-<split>.json (cache) and validation-<split>.txt (report).
     """
-    from podium.build import mask_reader, split_samples  # the build layer sits above data
+    from podium.build import split_samples  # the build layer sits above data
 
     samples = list(samples) if samples is not None else split_samples(config, split)
     if policy == "off":
         return samples
-    has_masks = any(s.mask is not None for s in samples)
-    reader = mask_reader(config) if has_masks else None
     cache = Path(cache_dir) / f"validation-{split}.json" if cache_dir is not None else None
-    report = validate_samples(samples, config.model.in_channels, reader, cache)
+    report = split_report(config, samples, cache)
     report_path = None
     if cache_dir is not None and not report.ok:
         report_path = write_validation_report(report, Path(cache_dir) / f"validation-{split}.txt")
@@ -449,88 +449,32 @@ def validated_samples(
     return kept
 
 
-# --- checks for other label kinds -------------------------------------------------------------
+def split_report(config: Any, samples: list[Sample], cache_path: Path | None) -> ValidationReport:
+    """Every image (and mask file) of the samples decoded; rle_csv data adds its CSV's checks."""
+    from podium.build import mask_reader
+    from podium.config import RleCsvData
+    from podium.data.formats import list_images
+
+    has_masks = any(s.mask is not None for s in samples)
+    reader = mask_reader(config) if has_masks else None
+    report = validate_samples(samples, config.model.in_channels, reader, cache_path)
+    data = config.data
+    if isinstance(data, RleCsvData):
+        from podium.data.label_checks import add_rle_label_problems
+
+        classes = next(h.classes for h in config.heads.values() if h.kind == "mask")
+        known = {path.name for path in list_images(data.images).values()}
+        add_rle_label_problems(report, samples, data.csv, classes, known)
+    return report
 
 
-def check_rle(
-    rle: str | float | None, shape: tuple[int, int], file: str, where: str = ""
-) -> Problem | None:
-    """A malformed Kaggle RLE string for an (H, W) image, as a Problem (None when fine)."""
+def header_shape(path: Path) -> tuple[int, int] | None:
+    """(H, W) as `read_image` will see the image, from its header; None when unreadable."""
     try:
-        parse_rle(rle, shape)
-    except (RLEError, TypeError) as error:
-        prefix = f"{where}: " if where else ""
-        return Problem(file, "rle", f"{file}: {prefix}{error}")
-    return None
-
-
-def rle_csv_problems(
-    path: Path | str,
-    shape: tuple[int, int] | Mapping[str, tuple[int, int]],
-    num_classes: int | None = None,
-) -> list[Problem]:
-    """Every malformed RLE string of a Kaggle CSV (not only the first); shape: one or per image."""
-    from podium.data.rle_csv import read_rle_csv
-
-    path = Path(path)
-    try:
-        rows = read_rle_csv(path, num_classes=num_classes)
-    except (DataError, OSError, UnicodeDecodeError) as error:
-        return [Problem(str(path), "rle_csv", str(error))]
-    problems = []
-    for image_id, by_class in rows.items():
-        image_shape = shape if isinstance(shape, tuple) else shape.get(image_id)
-        if image_shape is None:
-            continue  # no size known for this image: nothing to check the runs against
-        for class_id, rle in by_class.items():
-            where = f"ImageId={image_id!r}, ClassId={class_id}"
-            problem = check_rle(rle, image_shape, str(path), where)
-            if problem is not None:
-                problems.append(problem)
-    return problems
-
-
-def _read_raster(path: Path) -> np.ndarray:
-    if path.suffix.lower() == ".npy":
-        return np.load(path, allow_pickle=False)
-    if path.suffix.lower() in (".tif", ".tiff"):
-        try:
-            import tifffile
-        except ImportError:
-            raise OSError("reading .tif rasters needs tifffile (pip install tifffile)") from None
-        return tifffile.imread(path)
-    raise OSError(f"unsupported raster type {path.suffix!r} (use .npy, or .tif with tifffile)")
-
-
-def check_finite_raster(path: Path | str) -> Problem | None:
-    """A regression raster (.npy, or .tif via tifffile) that is unreadable or holds NaN/inf."""
-    path = Path(path)
-    try:
-        array = _read_raster(path)
-    except (OSError, ValueError) as error:
-        return Problem(str(path), "unreadable_raster", f"cannot read raster {path}: {error}")
-    if not np.issubdtype(array.dtype, np.floating):
-        return None  # integers are always finite
-    nan = int(np.isnan(array).sum())
-    inf = int(np.isinf(array).sum())
-    if nan or inf:
-        message = f"raster {path} holds {nan} NaN and {inf} inf values of {array.size}"
-        message += ": mask them out (a valid mask) or fill them before training"
-        return Problem(str(path), "nonfinite_raster", message)
-    return None
-
-
-def check_box_inside(
-    box: Sequence[float], width: int, height: int, file: str = ""
-) -> Problem | None:
-    """A pixel box (x1, y1, x2, y2), x2/y2 exclusive, must be finite, non-empty and inside."""
-    where = f"{file}: " if file else ""
-    if len(box) != 4 or not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in box):
-        return Problem(file, "box_invalid", f"{where}box {list(box)} is not 4 finite numbers")
-    x1, y1, x2, y2 = box
-    if not (x1 < x2 and y1 < y2):
-        return Problem(file, "box_invalid", f"{where}box {list(box)} is empty or inverted")
-    if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
-        message = f"{where}box {list(box)} reaches outside the {width}×{height} image"
-        return Problem(file, "box_outside", message)
-    return None
+        with Image.open(path) as image:
+            width, height = image.size
+            # OpenCV applies EXIF orientation when it reads; 5-8 swap width and height.
+            rotated = image.getexif().get(_EXIF_ORIENTATION, 1) in _TRANSPOSING
+    except (*_PIL_ERRORS, Image.DecompressionBombError):
+        return None
+    return (width, height) if rotated else (height, width)

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from podium.build import apply_init, build_datamodule, build_module, schedule_callbacks
-from podium.config import Config, RleCsvData, load_config
+from podium.config import Config, load_config
 from podium.data.validation import validated_samples
 from podium.engine.checkpoint_io import AtomicCheckpointIO
 from podium.engine.environment import describe_environment, resolve_precision
@@ -162,7 +162,7 @@ def train(config: Config, resume: Path | None = None, samples=None) -> Path:
 
 def _validated(config: Config, run_dir: Path, samples):
     """The decode-check pass before training; its cache lives in the experiment folder."""
-    if config.data.validation == "off" or isinstance(config.data, RleCsvData):
+    if config.data.validation == "off":
         return samples
     cache = Path(config.output_dir) / config.experiment / ".validation"
     train_set, val_set = samples if samples is not None else (None, None)

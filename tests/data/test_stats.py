@@ -14,7 +14,13 @@ from PIL import Image
 from podium.data.errors import DataError
 from podium.data.formats import Sample
 from podium.data.images import read_image, read_mask
-from podium.data.stats import dataset_stats, mean_std_from_histograms, write_stats_json
+from podium.data.stats import (
+    dataset_stats,
+    mean_std_from_histograms,
+    rle_image_masks,
+    stats_from_pairs,
+    write_stats_json,
+)
 from podium.report.stats_plot import plot_dataset_stats
 
 IGNORE = 255
@@ -128,3 +134,75 @@ def test_bad_inputs_raise(tiny, tmp_path: Path) -> None:
     mismatched = [Sample("x", samples[0].image, samples[1].mask)]
     with pytest.raises(DataError, match="17×33 but image"):
         dataset_stats(mismatched, _reader(), 3, NAMES, progress=False)
+
+
+# --- multi-label (C×H×W) masks, e.g. decoded Kaggle RLE rows -----------------------------------
+
+# Three grey images; image 1 holds no class, image 2 holds classes 1 and 2 overlapping.
+ML_NAMES = ["d1", "d2", "d3", "d4"]
+ML_IMAGES = [
+    np.array([[0, 51, 102], [153, 204, 255]], np.uint8),
+    np.full((2, 2), 51, np.uint8),
+    np.array([[0, 255], [255, 0]], np.uint8),
+]
+
+
+def _ml_masks() -> list[np.ndarray]:
+    masks = [np.zeros((4, *im.shape), np.uint8) for im in ML_IMAGES]
+    masks[0][0, 0, :2] = 1  # class 1: 2 pixels
+    masks[0][2, 1, 2] = 1  # class 3: 1 pixel
+    masks[2][0, 0, 0] = 1  # class 1: 1 pixel
+    masks[2][1] = 1  # class 2: all 4 pixels, overlapping class 1
+    return masks
+
+
+def _check_hand_computed(stats: dict) -> None:
+    """The numbers worked out by hand for ML_IMAGES and _ml_masks()."""
+    assert stats["class_pixels"] == [3, 4, 1, 0]
+    assert stats["class_images"] == [2, 1, 1, 0]
+    assert stats["labelled_pixels"] == 14  # every pixel of a labelled image: 6 + 4 + 4
+    np.testing.assert_allclose(stats["class_pixel_share"], [3 / 14, 4 / 14, 1 / 14, 0])
+    np.testing.assert_allclose(stats["class_image_share"], [2 / 3, 1 / 3, 1 / 3, 0])
+    assert (stats["empty_images"], stats["num_masks"], stats["num_images"]) == (1, 3, 3)
+    assert stats["empty_share"] == pytest.approx(1 / 3)
+    assert stats["ignore_pixels"] == 0 and stats["background_class"] is None
+    assert stats["image_sizes"] == [
+        {"height": 2, "width": 2, "count": 2},
+        {"height": 2, "width": 3, "count": 1},
+    ]
+    # 0+51+102+153+204+255 + 4·51 + 2·255 = 1479 over 14 pixels
+    assert stats["mean"] == [pytest.approx(1479 / 14 / 255, rel=1e-12)]
+    values = np.concatenate([im.ravel() for im in ML_IMAGES]) / 255
+    assert stats["std"] == [pytest.approx(values.std(), rel=1e-12)]
+
+
+def test_multi_label_pairs_hand_computed() -> None:
+    pairs = [(im[:, :, None], m) for im, m in zip(ML_IMAGES, _ml_masks())]
+    stats = stats_from_pairs(pairs, 4, ML_NAMES, background_class=None, progress=False)
+    _check_hand_computed(stats)
+
+
+def test_rle_csv_masks_decode_to_the_same_stats(tmp_path: Path) -> None:
+    from podium.data.rle_csv import masks_to_rows, write_rle_csv
+    from podium.data.rle_dataset import RleCsvDataset
+
+    rows = []
+    for i, (image, masks) in enumerate(zip(ML_IMAGES, _ml_masks())):
+        cv2.imwrite(str(tmp_path / f"im{i}.png"), image)
+        rows += [r for r in masks_to_rows(f"im{i}.png", masks) if r[2]]  # Kaggle: defects only
+    write_rle_csv(tmp_path / "train.csv", rows)
+    dataset = RleCsvDataset(tmp_path, tmp_path / "train.csv", num_classes=4, channels=1)
+    stats = stats_from_pairs(
+        rle_image_masks(dataset), 4, ML_NAMES, None, len(dataset), progress=False
+    )
+    _check_hand_computed(stats)
+    plot_dataset_stats(stats, tmp_path / "stats.png")  # the plot takes multi-label stats too
+    assert (tmp_path / "stats.png").stat().st_size > 1000
+
+
+def test_multi_label_masks_refuse_a_background_class_and_wrong_channels() -> None:
+    image, masks = ML_IMAGES[0][:, :, None], _ml_masks()[0]
+    with pytest.raises(ValueError, match="no background class"):
+        stats_from_pairs([(image, masks)], 4, ML_NAMES, background_class=0, progress=False)
+    with pytest.raises(ValueError, match="4×H×W"):
+        stats_from_pairs([(image, masks[:3])], 4, ML_NAMES, None, progress=False)

@@ -18,14 +18,18 @@ from podium.config import ConfigError, load_config
 from podium.data.errors import DataError
 from podium.data.formats import Sample, folder_samples
 from podium.data.images import read_mask
-from podium.data.validation import (
-    KINDS,
-    Problem,
-    apply_policy,
+from podium.data.label_checks import (
+    add_rle_label_problems,
     check_box_inside,
     check_finite_raster,
     check_rle,
     rle_csv_problems,
+)
+from podium.data.validation import (
+    KINDS,
+    Problem,
+    apply_policy,
+    header_shape,
     validate_samples,
     validated_samples,
     write_validation_report,
@@ -331,8 +335,9 @@ def test_skip_policy_trains_on_the_good_samples(tiny_data, tmp_path, capsys):
     kept = validated_samples(config, "train", "skip", cache)
     assert "skipping 4 of 12 samples" in capsys.readouterr().out
     bad = {"sample_0001", "sample_0002", "sample_0003", "sample_0004"}
-    assert sorted(s.name for s in kept) == sorted(f"sample_{i:04d}" for i in range(12)
-                                                 if f"sample_{i:04d}" not in bad)
+    assert sorted(s.name for s in kept) == sorted(
+        f"sample_{i:04d}" for i in range(12) if f"sample_{i:04d}" not in bad
+    )
     assert (cache / "validation-train.txt").is_file()
     val = validated_samples(config, "val", "skip", cache)
     assert len(val) == 6
@@ -343,3 +348,97 @@ def test_skip_policy_trains_on_the_good_samples(tiny_data, tmp_path, capsys):
 def test_problem_is_plain_data():
     problem = Problem("a.png", "empty_file", "a.png is empty")
     assert Problem(*json.loads(json.dumps(list(problem.__dict__.values())))) == problem
+
+
+# --- rle_csv: images decoded, every RLE string checked against its own image's size -----------
+
+
+def _rle_folder(root: Path) -> tuple[list[Sample], Path]:
+    """big.png 8×10, small.png 4×5, broken.png (PNG bytes that do not decode) + train.csv."""
+    folder = root / "images"
+    folder.mkdir(parents=True)
+    cv2.imwrite(str(folder / "big.png"), np.full((8, 10), 90, np.uint8))
+    cv2.imwrite(str(folder / "small.png"), np.full((4, 5), 90, np.uint8))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + np.random.default_rng(0).bytes(64))
+    csv = root / "train.csv"
+    rows = [
+        "big.png,1,70 5",  # fine for 80 pixels; would run past the end of small.png
+        "small.png,1,1 3",
+        "small.png,2,18 5",  # pixels 18..22 of 20
+        "broken.png,1,1 2",
+    ]
+    csv.write_text("ImageId,ClassId,EncodedPixels\n" + "\n".join(rows) + "\n")
+    samples = [Sample(p.stem, p) for p in sorted(folder.iterdir())]
+    return samples, csv
+
+
+def test_rle_label_problems_use_each_image_size_and_name_image_and_class(tmp_path):
+    samples, csv = _rle_folder(tmp_path)
+    known = {s.image.name for s in samples}
+    report = validate_samples(samples, 1, None, None)
+    add_rle_label_problems(report, samples, csv, 4, known)
+    by_name = {Path(key).name: [p.kind for p in found] for key, found in report.by_sample.items()}
+    assert by_name == {"small.png": ["rle"], "broken.png": ["corrupt_image"]}
+    (problem,) = report.by_sample[str(tmp_path / "images/small.png")]
+    assert "ImageId='small.png', ClassId=2" in problem.message
+    assert "past the last pixel" in problem.message and problem.file == str(csv)
+
+
+def test_rle_csv_structure_error_is_a_problem_no_skip_drops(tmp_path):
+    samples, csv = _rle_folder(tmp_path)
+    csv.write_text(csv.read_text() + "ghost.png,1,1 2\n")
+    report = validate_samples(samples, 1, None, None)
+    add_rle_label_problems(report, samples, csv, 4, {s.image.name for s in samples})
+    (problem,) = report.by_sample[str(csv)]
+    assert problem.kind == "rle_csv" and "unknown ImageId 'ghost.png'" in problem.message
+    assert "row 6" in problem.message
+    with pytest.raises(DataError, match="skipping cannot drop"):
+        apply_policy(samples, report, "skip")
+
+
+def test_header_shape_is_height_width_as_read(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((3, 7), np.uint8))
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    assert header_shape(tmp_path / "a.png") == (3, 7)
+    assert header_shape(tmp_path / "b.png") is None
+
+
+def _rle_config(images: Path, csv: Path, out: Path):
+    return load_config(
+        raw={
+            "output_dir": str(out),
+            "data": {
+                "format": "rle_csv",
+                "images": str(images),
+                "csv": str(csv),
+                "val_fraction": 0.4,
+                "classes": ["a", "b", "c", "d"],
+                "num_workers": 0,
+            },
+            "model": {"in_channels": 1},
+            "heads": {"mask": {"classes": 4, "activation": "sigmoid"}},
+        }
+    )
+
+
+def test_validated_samples_skip_drops_rle_images_and_their_ids(tmp_path, capsys):
+    from podium.build import dataset_for
+
+    _, csv = _rle_folder(tmp_path)
+    config = _rle_config(tmp_path / "images", csv, tmp_path / "runs")
+    kept = {
+        split: validated_samples(config, split, "skip", tmp_path / "cache")
+        for split in ("train", "val")
+    }
+    assert sorted(s.name for split in kept.values() for s in split) == ["big"]
+    assert "skipping 1 of" in capsys.readouterr().out
+    for split, good in kept.items():
+        dataset = dataset_for(config, split, samples=good, augment=False)
+        assert dataset.ids == [s.image.name for s in good]
+    messages = []
+    for split in ("train", "val"):
+        with pytest.raises(DataError) as error:
+            validated_samples(config, split, "error", tmp_path / "cache")
+        messages.append(str(error.value))
+    assert any("ImageId='small.png', ClassId=2" in m for m in messages)
+    assert any("broken.png [corrupt_image]" in m for m in messages)
