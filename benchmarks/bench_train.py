@@ -6,10 +6,14 @@ All three in one run on the current machine, same model, same files, same augmen
                 +torch.compile)
   (2) podium    real JPEG/PNG files through podium's Dataset/DataModule and Lightning module
                 (uint8 from workers, normalization + channels_last on the device, bf16, compile)
+      (2a)      + data.cache: ram (every file decoded once, before training)
+      (2b)      + data.cache: ram + augmentation.device: rot90, transpose, brightness/contrast
+                and noise run on the device batch; Affine and CoarseDropout stay in the workers
   (3) baseline  the usual hand-written loop: cv2 + albumentations + Normalize + ToTensorV2 in
                 the workers (float32 over IPC), then the same model, bf16, channels_last, compile
 
-Prints img/s and the ratios (2)/(1) and (2)/(3), plus loader-alone rates and peak GPU memory.
+Prints img/s and the ratios of each (2) row to (1) and (3), plus loader-alone rates and peak
+GPU memory.
 
   python benchmarks/bench_train.py                       # H100 setting of issue 6
   python benchmarks/bench_train.py --device cpu --size 64 --batch 4 --images 16 --steps 3
@@ -42,6 +46,14 @@ AUGMENT = [
     {"__class_fullname__": "GaussNoise", "p": 0.3},
     {"__class_fullname__": "CoarseDropout", "p": 0.3},
 ]
+# (2b): the geometric/colour part of AUGMENT as augmentation.device ops, the rest on the CPU.
+AUGMENT_CPU_PART = [AUGMENT[2], AUGMENT[5]]  # Affine, CoarseDropout
+AUGMENT_DEVICE = [
+    {"name": "rot90", "p": 0.5},
+    {"name": "transpose", "p": 0.5},
+    {"name": "brightness_contrast", "brightness_limit": 0.2, "contrast_limit": 0.2, "p": 0.5},
+    {"name": "gaussian_noise", "p": 0.3},
+]
 
 
 def parse() -> argparse.Namespace:
@@ -72,7 +84,8 @@ def sync(device: str) -> float:
     return time.perf_counter()
 
 
-def config_dict(args, data: Path, compile_: bool) -> dict:
+def config_dict(args, data: Path, compile_: bool, cache: bool = False, device: bool = False):
+    """The benchmark's podium config; cache: data.cache ram; device: AUGMENT_DEVICE on device."""
     return {
         "experiment": "bench",
         "output_dir": str(data / "runs"),
@@ -83,11 +96,15 @@ def config_dict(args, data: Path, compile_: bool) -> dict:
             "classes": [f"c{i}" for i in range(args.classes)],
             "batch_size": args.batch,
             "num_workers": args.workers if args.workers is not None else "auto",
+            "cache": "ram" if cache else "none",
         },
         "model": {"arch": "Unet", "encoder_name": args.encoder, "encoder_weights": None},
         "heads": {"mask": {"classes": args.classes, "loss": [{"name": "ce"}], "metrics": ["iou"]}},
         "optimizer": {"name": "adamw", "lr": 1e-3},
-        "augmentation": {"train": AUGMENT},
+        "augmentation": {
+            "train": AUGMENT_CPU_PART if device else AUGMENT,
+            "device": AUGMENT_DEVICE if device else [],
+        },
         "trainer": {
             "compile": compile_,
             "accelerator": "gpu" if args.device != "cpu" else "cpu",
@@ -136,13 +153,18 @@ def timed(args, step) -> float:
 # --- (2) podium --------------------------------------------------------------------------------
 
 
-def podium_end_to_end(args, data: Path, compile_: bool) -> tuple[float, float]:
+def podium_end_to_end(
+    args, data: Path, compile_: bool, cache: bool = False, device: bool = False
+) -> tuple[float, float]:
     """Lightning fit through podium's DataModule and module; img/s after warm-up steps."""
     from podium.engine.environment import resolve_precision
 
-    config = load_config(raw=config_dict(args, data, compile_))
+    config = load_config(raw=config_dict(args, data, compile_, cache, device))
     module = build_module(config)
+    start = time.perf_counter()
     datamodule = build_datamodule(config)
+    if cache:
+        print(f"    cache filled in {time.perf_counter() - start:.1f} s (not in img/s)")
     timer = _StepTimer(args.device, args.warmup, args.warmup + args.steps)
     trainer = pl.Trainer(
         max_steps=args.warmup + args.steps,
@@ -289,15 +311,25 @@ def main() -> None:
         rows.append((f"(1) ceiling, {name}", ceiling(args, factory, bf16, cl, comp), None))
         print(f"{rows[-1][0]}: {rows[-1][1]:.1f} img/s", flush=True)
     best_ceiling = max(r[1] for r in rows)
-    ours, ours_loader = podium_end_to_end(args, data, compile_)
-    rows.append(("(2) podium end to end", ours, ours_loader))
-    print(f"(2) podium end to end: {ours:.1f} img/s (loader alone {ours_loader:.0f})", flush=True)
+    podium_rows = []
+    for name, cache, device in PODIUM_ROWS:
+        rate, loader = podium_end_to_end(args, data, compile_, cache, device)
+        podium_rows.append((name, rate, loader))
+        print(f"{name}: {rate:.1f} img/s (loader alone {loader:.0f})", flush=True)
+    rows += podium_rows
     theirs, theirs_loader = hand_written(args, data, factory, compile_)
     rows.append(("(3) hand-written baseline", theirs, theirs_loader))
-    report(args, rows, ours, best_ceiling, theirs)
+    report(args, rows, podium_rows, best_ceiling, theirs)
 
 
-def report(args, rows, ours, best_ceiling, theirs) -> None:
+PODIUM_ROWS = [  # (row name, data.cache ram, augmentation.device)
+    ("(2) podium end to end", False, False),
+    ("(2a) podium + data.cache: ram", True, False),
+    ("(2b) podium + cache + augmentation.device", True, True),
+]
+
+
+def report(args, rows, podium_rows, best_ceiling, theirs) -> None:
     name = torch.cuda.get_device_name() if args.device != "cpu" else "cpu"
     print(
         f"\ndevice {args.device} ({name}), Unet-{args.encoder}, {args.size}x{args.size}, "
@@ -307,8 +339,14 @@ def report(args, rows, ours, best_ceiling, theirs) -> None:
     for name, rate, loader in rows:
         loader_text = f"{loader:14.0f}" if loader else f"{'':>14}"
         print(f"{name:<42}{rate:12.1f}{loader_text}")
-    print(f"\nratio (2)/(1) best ceiling: {ours / best_ceiling:.2f}")
-    print(f"ratio (2)/(3) hand-written: {ours / theirs:.2f}")
+    print()
+    for name, rate, _ in podium_rows:
+        tag = name.split()[0]
+        print(f"ratio {tag}/(1) best ceiling: {rate / best_ceiling:.2f}")
+        print(f"ratio {tag}/(3) hand-written: {rate / theirs:.2f}")
+    base = podium_rows[0][1]
+    for name, rate, _ in podium_rows[1:]:
+        print(f"ratio {name.split()[0]}/(2) podium default: {rate / base:.2f}")
     if args.device != "cpu":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import albumentations as A
 import numpy as np
@@ -12,6 +13,9 @@ from torch.utils.data import Dataset
 
 from podium.data.formats import Sample
 from podium.data.images import check_mask_size, read_image
+
+if TYPE_CHECKING:
+    from podium.data.cache import DecodedCache
 
 __all__ = ["SegmentationDataset", "compact_mask"]
 
@@ -46,16 +50,25 @@ class SegmentationDataset(Dataset):
         self.transform = transform
         self.channels = channels
         self.target_key = target_key
+        self.cache: DecodedCache | None = None  # data.cache: ram (podium.data.cache)
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict:
+    def _decoded(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """H×W×C image and H×W mask (None without one): from the RAM cache when attached."""
+        if self.cache is not None:
+            return self.cache.image(index), self.cache.mask(index)
         sample = self.samples[index]
         image = read_image(sample.image, self.channels)
-        mask = None
-        if sample.mask is not None and self.read_mask is not None:
-            mask = check_mask_size(self.read_mask(sample.mask), image, sample.mask, sample.image)
+        if sample.mask is None or self.read_mask is None:
+            return image, None
+        mask = check_mask_size(self.read_mask(sample.mask), image, sample.mask, sample.image)
+        return image, mask
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        image, mask = self._decoded(index)
         if self.transform is not None:
             out = (
                 self.transform(image=image, mask=mask)

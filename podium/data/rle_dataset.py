@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import albumentations as A
 import numpy as np
@@ -27,6 +27,9 @@ from podium.data.errors import DataError
 from podium.data.images import IMAGE_EXTENSIONS, read_image
 from podium.data.rle import RLEError
 from podium.data.rle_csv import RLECSVError, decode_image_masks, read_rle_csv
+
+if TYPE_CHECKING:
+    from podium.data.cache import DecodedCache
 
 __all__ = ["RleCsvDataset", "severstal_crop_transform", "severstal_crop_transform_dict"]
 
@@ -88,6 +91,7 @@ class RleCsvDataset(Dataset):
         self.labels = self._read_labels(csv_path, set(files), shape)
         self.ids = self._select(files, image_ids)
         self.paths = [files[i] for i in self.ids]
+        self.cache: DecodedCache | None = None  # data.cache: ram (podium.data.cache)
 
     def _read_labels(self, csv_path: Any, known: set[str], shape: tuple | None) -> Labels | None:
         """Parse and check the labels against the folder's file names."""
@@ -132,7 +136,10 @@ class RleCsvDataset(Dataset):
             raise DataError(f"{where}: {err} (image {self.paths[index]})") from err
 
     def __getitem__(self, index: int) -> dict:
-        image = read_image(self.paths[index], self.channels)  # H×W×channels
+        if self.cache is not None:
+            image = self.cache.image(index)  # H×W×channels
+        else:
+            image = read_image(self.paths[index], self.channels)
         masks = None if self.labels is None else self.masks(index, image.shape[:2])
         if self.transform is not None:
             if masks is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import albumentations as A
 import cv2
@@ -24,6 +24,9 @@ from podium.data.dataset import compact_mask
 from podium.data.errors import DataError
 from podium.data.formats import Sample
 from podium.data.images import check_mask_size, read_image
+
+if TYPE_CHECKING:
+    from podium.data.cache import DecodedCache
 
 __all__ = [
     "TileIndex",
@@ -174,8 +177,8 @@ class TiledDataset(Dataset):
     Same format as SegmentationDataset: the mask stays uint8 (int16 past 255) for the workers
     and is cast to int64 on the device.
 
-    The image is read and rescaled for each window (a worker holds no cache), so very large
-    images with many windows cost one decode per window.
+    The image is read and rescaled for each window, so very large images with many windows cost
+    one decode per window, unless `data.cache: ram` decoded them once beforehand.
     """
 
     def __init__(
@@ -197,6 +200,7 @@ class TiledDataset(Dataset):
         self.channels = channels
         self.target_key = target_key
         self.ignore_index = ignore_index
+        self.cache: DecodedCache | None = None  # data.cache: ram (podium.data.cache)
 
     def __len__(self) -> int:
         return self._length
@@ -234,6 +238,8 @@ class TiledDataset(Dataset):
 
     def _read(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Sample `index`'s image and mask (None without one); sizes must match the index."""
+        if self.cache is not None:  # filled with the same header sizes the windows use
+            return self.cache.image(index), self.cache.mask(index)
         sample = self.samples[index]
         image = read_image(sample.image, self.channels)
         if image.shape[:2] != self.index.sizes[index]:

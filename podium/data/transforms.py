@@ -9,7 +9,7 @@ from albumentations.core.serialization import SERIALIZABLE_REGISTRY
 
 from podium.config_checks import near
 
-__all__ = ["build_transform"]
+__all__ = ["build_transform", "fixed_output_size"]
 
 # Done on the device by the engine; in workers they would ship 4x more bytes as float32.
 _DEVICE_SIDE = {"Normalize", "ToTensorV2", "ToFloat"}
@@ -52,3 +52,24 @@ def _check_names(node: dict[str, Any]) -> None:
         )
     for child in node.get("transforms", []):
         _check_names(child)
+
+
+def fixed_output_size(pipeline: A.BasicTransform | None) -> tuple[int, int] | None:
+    """(H, W) set by the pipeline's last crop/resize to a fixed size, else None (not known).
+
+    Depth-first, so the last of a OneOf's crops counts; transforms with `height`/`width`
+    (RandomCrop, CenterCrop, Resize, CropNonEmptyMaskIfExists, ...) or `size`
+    (RandomResizedCrop, RandomSizedCrop) fix the size.
+    """
+    if pipeline is None:
+        return None
+    found = None
+    for child in getattr(pipeline, "transforms", []):
+        found = fixed_output_size(child) or found
+    size = getattr(pipeline, "size", None)
+    if isinstance(size, (tuple, list)) and len(size) == 2:
+        return int(size[0]), int(size[1])
+    height, width = getattr(pipeline, "height", None), getattr(pipeline, "width", None)
+    if isinstance(height, int) and isinstance(width, int):
+        return height, width
+    return found

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from podium.engine.module import PodiumModule
+from podium.geometry import D4, inverse_image, transform_image
 from podium.inference.forward import PredictFn, head_specs, predict_probabilities
 from podium.models import HeadSpec
 
@@ -52,32 +52,6 @@ __all__ = [
 HEAD_KINDS = ("mask", "dense", "vector", "scalar", "class", "box")
 REDUCTIONS = ("mean", "max", "gmean")
 _EPS = 1e-7
-_NAMES = {
-    (0, False): "identity",
-    (1, False): "rot90",
-    (2, False): "rot180",
-    (3, False): "rot270",
-    (0, True): "hflip",
-    (1, True): "transpose",
-    (2, True): "vflip",
-    (3, True): "antitranspose",
-}
-
-
-@dataclass(frozen=True)
-class D4:
-    """x ↦ rot90^rot(hflip^hflip(x)) on the last two dims (torch.rot90, dims=(-2, -1))."""
-
-    rot: int = 0
-    hflip: bool = False
-
-    @property
-    def name(self) -> str:
-        return _NAMES[(self.rot % 4, self.hflip)]
-
-    @property
-    def swaps_hw(self) -> bool:
-        return self.rot % 2 == 1
 
 
 Variant = tuple[float, D4]  # (scale, D4 element): one augmented copy of the batch
@@ -96,20 +70,6 @@ def tta_transforms(mode: str) -> tuple[D4, ...]:
     if mode not in TTA_MODES:
         raise ValueError(f"unknown TTA mode {mode!r}; valid: {', '.join(TTA_MODES)}")
     return TTA_MODES[mode]
-
-
-def transform_image(x: torch.Tensor, t: D4) -> torch.Tensor:
-    """…×H×W → …×H×W (or …×W×H when t rotates by 90°): hflip first, then rotate."""
-    if t.hflip:
-        x = x.flip(-1)
-    return torch.rot90(x, t.rot, dims=(-2, -1)) if t.rot % 4 else x
-
-
-def inverse_image(x: torch.Tensor, t: D4) -> torch.Tensor:
-    """Undo transform_image: rotate back, then hflip."""
-    if t.rot % 4:
-        x = torch.rot90(x, -t.rot, dims=(-2, -1))
-    return x.flip(-1) if t.hflip else x
 
 
 def _rotate_xy(

@@ -93,3 +93,8 @@ def test_training_benchmark_runs_at_cpu_scale(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ratio (2)/(3) hand-written" in result.stdout
+    # The speed switches' rows: RAM cache, then cache + device-side augmentation.
+    for row in ("(2a) podium + data.cache: ram", "(2b) podium + cache + augmentation.device"):
+        assert row in result.stdout
+    assert "ratio (2b)/(3) hand-written" in result.stdout
+    assert "ratio (2b)/(2) podium default" in result.stdout
