@@ -6,6 +6,7 @@ Nothing below this layer sees the config; it receives typed values.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,12 +32,15 @@ from podium.models import HeadSpec, PodiumModel, build_model
 
 __all__ = [
     "build_datamodule",
+    "build_device_augment",
     "build_head_specs",
     "apply_init",
     "build_module",
     "schedule_callbacks",
     "build_podium_model",
     "dataset_for",
+    "rle_dataset",
+    "rle_presence",
     "split_samples",
 ]
 
@@ -49,7 +53,15 @@ def split_samples(config: Config, split: str) -> list[Sample]:
         return folder_samples(dirs.images, dirs.masks)
     if isinstance(data, AeroscapesData):
         return aeroscapes_samples(data.root, data.train_list if split == "train" else data.val_list)
+    if isinstance(data, RleCsvData):
+        return _rle_samples(config, split)
     raise TypeError(f"unsupported data format {type(data).__name__}")
+
+
+def _rle_samples(config: Config, split: str) -> list[Sample]:
+    """The split's image files as mask-less Samples: their masks are rows of the CSV."""
+    ids = rle_split_ids(config)[0 if split == "train" else 1]
+    return [Sample(Path(image_id).stem, Path(config.data.images) / image_id) for image_id in ids]
 
 
 def mask_reader(config: Config):
@@ -107,24 +119,37 @@ def rle_split_ids(config: Config) -> tuple[list[str], list[str]]:
     return sorted(set(names) - set(val)), val
 
 
-def _rle_dataset(config: Config, split: str, transform, ids: list[str] | None = None):
+def rle_dataset(config: Config, samples: list[Sample], transform=None):
+    """The labelled RleCsvDataset over these samples' image files (no pseudo-labels)."""
     from podium.data.rle_dataset import RleCsvDataset
 
-    data, head = config.data, _mask_head(config)
-    if ids is None:
-        ids = rle_split_ids(config)[0 if split == "train" else 1]
-    labelled = RleCsvDataset(
-        data.images,
-        data.csv,
-        head.classes,
+    return RleCsvDataset(
+        config.data.images,
+        config.data.csv,
+        _mask_head(config).classes,
         config.model.in_channels,
         transform,
         _mask_target_key(config),
-        image_ids=ids,
+        # The CSV keys images by file name; a Sample's name is only the stem.
+        image_ids=[s.image.name for s in samples],
     )
+
+
+def rle_presence(config: Config, samples: list[Sample]) -> np.ndarray:
+    """N×C bool class presence of rle_csv samples, in their order, from the CSV (no decoding)."""
+    dataset = rle_dataset(config, samples)
+    row = {image_id: n for n, image_id in enumerate(dataset.ids)}
+    return dataset.presence()[[row[s.image.name] for s in samples]]
+
+
+def _rle_dataset(config: Config, split: str, transform, samples: list[Sample]):
+    """The split's RleCsvDataset; the train split mixes in data.pseudo when set."""
+    data, head = config.data, _mask_head(config)
+    labelled = rle_dataset(config, samples, transform)
     if split != "train" or data.pseudo is None:
         return labelled
     from podium.data.rle_csv import read_rle_csv
+    from podium.data.rle_dataset import RleCsvDataset
 
     # Parsed once: the ids choose the samples and the same labels feed the dataset.
     labels = read_rle_csv(data.pseudo.csv, num_classes=head.classes)
@@ -158,9 +183,9 @@ def dataset_for(
     if transform is not None:
         # albumentations seeds itself from OS entropy unless told: runs would not repeat.
         transform.set_random_seed(config.seed)
-    if isinstance(config.data, RleCsvData):
-        return _rle_dataset(config, split, transform)
     samples = samples if samples is not None else split_samples(config, split)
+    if isinstance(config.data, RleCsvData):
+        return _rle_dataset(config, split, transform, samples)
     _attach_donors(transform, samples, config)
     tiles = config.data.train_tiles
     if split == "train" and augment and tiles is not None:
@@ -191,15 +216,30 @@ def build_datamodule(config: Config, samples=None) -> PodiumDataModule:
     data = config.data
     train, val = samples if samples is not None else (None, None)
     train_set = dataset_for(config, "train", samples=train)
+    val_set = dataset_for(config, "val", samples=val)
+    _fill_ram_cache(config, train_set, val_set)
     return PodiumDataModule(
         train_set,
-        dataset_for(config, "val", samples=val),
+        val_set,
         batch_size=data.batch_size,
         val_batch_size=data.val_batch_size,
         num_workers=data.num_workers,
         sampler=_train_sampler(config, train_set),
         batch_sampler=_pseudo_batch_sampler(config, train_set),
     )
+
+
+def _fill_ram_cache(config: Config, *datasets) -> None:
+    """data.cache: ram decodes every file once here, before the loaders fork their workers.
+
+    Only training builds a cache: evaluate/predict read each file once anyway.
+    """
+    if config.data.cache != "ram":
+        return
+    from podium.data.cache import fill_ram_caches
+
+    used = fill_ram_caches(datasets, config.data.cache_max_gb)
+    print(f"data.cache: ram holds {used:.3g} GB of decoded images and masks")
 
 
 def _pseudo_batch_sampler(config: Config, train_set):
@@ -226,18 +266,35 @@ def _train_sampler(config: Config, train_set):
     if config.data.sampler != "class_balanced":
         return None
     from podium.data.folds import presence_from_masks
+    from podium.data.rle_dataset import RleCsvDataset
     from podium.data.samplers import class_balanced_sampler
 
-    if not isinstance(train_set, SegmentationDataset):
+    if isinstance(train_set, RleCsvDataset):
+        presence = train_set.presence()  # read off the CSV, in the dataset's order
+    elif isinstance(train_set, SegmentationDataset):
+        classes = _mask_head(config).classes
+        reader = mask_reader(config)
+        presence = presence_from_masks(train_set.samples, reader, classes, progress=True)
+    else:
         raise ValueError("data.sampler: class_balanced works on whole images, not train_tiles")
-    classes = _mask_head(config).classes
-    presence = presence_from_masks(train_set.samples, mask_reader(config), classes, progress=True)
     return class_balanced_sampler(presence, config.data.sampler_power, config.seed)
 
 
 def build_head_specs(config: Config) -> list[HeadSpec]:
+    """Class heads learn the per-image presence of the mask head's classes."""
+    presence = _mask_target_key(config) if _mask_head(config) is not None else ""
     return [
-        HeadSpec(name, h.kind, h.classes, h.activation, h.source, h.target or "")
+        HeadSpec(
+            name,
+            h.kind,
+            h.classes,
+            h.activation,
+            h.source,
+            h.target or "",
+            h.pooling,
+            h.dropout,
+            presence if h.kind == "class" else "",
+        )
         for name, h in config.heads.items()
     ]
 
@@ -272,7 +329,7 @@ def _tasks(config: Config, specs: list[HeadSpec]) -> dict[str, HeadTask]:
         head = config.heads[spec.name]
         loss_ctx = LossContext(spec.mode, spec.classes, ignore)
         terms = [(t.name, t.weight, t.kwargs) for t in head.loss]
-        metric_ctx = MetricContext(spec.mode, spec.classes, ignore)
+        metric_ctx = MetricContext(spec.mode, spec.classes, ignore, spatial=spec.kind == "mask")
         tasks[spec.name] = HeadTask(
             spec, build_loss(terms, loss_ctx), head.weight, build_metrics(head.metrics, metric_ctx)
         )
@@ -355,5 +412,17 @@ def build_module(config: Config, model: PodiumModel | None = None) -> PodiumModu
         config=config.model_dump(mode="json"),
         channels_last=use_channels_last(config),
         compile=use_compile(config),
+        compile_mode=config.trainer.compile_mode,
+        device_augment=build_device_augment(config),
     )
     return module
+
+
+def build_device_augment(config: Config):
+    """augmentation.device as a DeviceAugment seeded by the run's seed, or None."""
+    ops = config.augmentation.device
+    if not ops:
+        return None
+    from podium.engine.device_augment import DeviceAugment, build_device_ops
+
+    return DeviceAugment(build_device_ops([(op.name, op.kwargs) for op in ops]), config.seed)

@@ -93,9 +93,9 @@ def check(
     set_: SetOpt = None,
     output: Annotated[Path | None, typer.Option(help="Folder for the reports.")] = None,
 ) -> None:
-    """Decode every image and mask of both splits; write a report; exit 1 on problems."""
-    from podium.build import mask_reader, split_samples
-    from podium.data.validation import validate_samples, write_validation_report
+    """Decode every image and mask (file or RLE row) of both splits; report; exit 1 on problems."""
+    from podium.build import split_samples
+    from podium.data.validation import split_report, write_validation_report
 
     try:
         cfg = load_config(config, set_)
@@ -103,16 +103,12 @@ def check(
         problems, good = 0, {}
         for split in ("train", "val"):
             samples = split_samples(cfg, split)
-            report = validate_samples(
-                split_samples(cfg, split),
-                cfg.model.in_channels,
-                mask_reader(cfg),
-                out / f"validation-{split}.json",
-            )
+            # rle_csv: also every RLE string of the split's images against the image's size.
+            report = split_report(cfg, samples, out / f"validation-{split}.json")
             write_validation_report(report, out / f"validation-{split}.txt")
             problems += len(report.problems)
             typer.echo(f"{split}: {report.summary()}")
-            bad = set(report.files())
+            bad = set(report.by_sample)  # image paths of the samples with problems
             good[split] = {s.name: s.image for s in samples if str(s.image) not in bad}
         leaks = _train_val_duplicates(cfg, good["train"], good["val"])
     except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
@@ -146,20 +142,12 @@ def stats(
     ] = None,
 ) -> None:
     """Channel mean/std, image sizes, class frequencies and presence, empty-mask share."""
-    from podium.build import mask_reader, split_samples
-    from podium.data.stats import dataset_stats, write_stats_json
+    from podium.data.stats import write_stats_json
     from podium.report.stats_plot import plot_dataset_stats
 
     try:
         cfg = load_config(config, set_)
-        head = next(iter(cfg.heads.values()))
-        result = dataset_stats(
-            split_samples(cfg, "train"),
-            mask_reader(cfg),
-            head.classes,
-            cfg.data.classes,
-            cfg.model.in_channels,
-        )
+        result = _train_stats(cfg)
         out = output or Path(cfg.output_dir) / cfg.experiment / "stats"
         write_stats_json(out / "stats.json", result)
         plot_dataset_stats(result, out / "stats.png")
@@ -176,6 +164,23 @@ def stats(
     typer.echo(
         f"empty masks: {result['empty_share']:.1%}; wrote {out / 'stats.json'} "
         f"(use it with data.stats_file) and {out / 'stats.png'}"
+    )
+
+
+def _train_stats(cfg) -> dict:
+    """Stats of the train split: its mask files, or its RLE rows decoded (multi-label)."""
+    from podium.build import mask_reader, rle_dataset, split_samples
+    from podium.config import RleCsvData
+    from podium.data.stats import dataset_stats, rle_image_masks, stats_from_pairs
+
+    head = next(h for h in cfg.heads.values() if h.kind == "mask")
+    samples = split_samples(cfg, "train")
+    if isinstance(cfg.data, RleCsvData):
+        pairs = rle_image_masks(rle_dataset(cfg, samples))
+        # Multi-label: no background class; an image holding no class at all is empty.
+        return stats_from_pairs(pairs, head.classes, cfg.data.classes, None, len(samples))
+    return dataset_stats(
+        samples, mask_reader(cfg), head.classes, cfg.data.classes, cfg.model.in_channels
     )
 
 
@@ -214,21 +219,44 @@ def evaluate(
     overlap: OverlapOpt = None,
     average: AverageOpt = False,
     weight: WeightsOpt = None,
+    postprocess: Annotated[
+        Path | None, typer.Option(help="Sigmoid heads: post-processing YAML to score with.")
+    ] = None,
 ) -> None:
-    """Per-class IoU/Dice, mIoU, pixel accuracy, confusion matrix, best/worst grid, ms/image."""
+    """Per-class IoU/Dice, mIoU, pixel accuracy, confusion matrix, best/worst grid, ms/image
+    (sigmoid heads: Kaggle Dice, pixel and image-level scores per class)."""
     from podium.inference.evaluate import evaluate as run_evaluation
 
     try:
-        cfg, predictor = _inference_setup(config, set_, ckpt, tta, tile, overlap, average, weight)
+        cfg, predictor = _inference_setup(
+            config, set_, ckpt, tta, tile, overlap, average, weight, postprocess
+        )
         out = output or ckpt[0].resolve().parent.parent / "evaluation"
         result = run_evaluation(cfg, predictor, out)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
         _fail(error)
+    if hasattr(result, "kaggle_dice"):
+        _echo_multilabel(result, out)
+        return
     for name, values in result.per_class.items():
         typer.echo(f"  {name:>16}: IoU {values['iou']:.4f}  Dice {values['dice']:.4f}")
     typer.echo(
         f"mIoU {result.miou:.4f}  mDice {result.mdice:.4f}  pixel accuracy "
         f"{result.pixel_accuracy:.4f}  {result.ms_per_image:.2f} ms/image ({result.images} images)"
+    )
+    typer.echo(f"report: {out}")
+
+
+def _echo_multilabel(result, out: Path) -> None:
+    for name, v in result.per_class.items():
+        typer.echo(
+            f"  {name:>16}: Kaggle Dice {v['kaggle_dice']:.4f}  pixel Dice {v['dice']:.4f}  "
+            f"image precision {v['image_precision']:.3f} recall {v['image_recall']:.3f}"
+        )
+    rules = result.postprocess or "threshold 0.5"
+    typer.echo(
+        f"Kaggle Dice {result.kaggle_dice:.4f}  mDice {result.mdice:.4f}  mIoU "
+        f"{result.miou:.4f}  {result.ms_per_image:.2f} ms/image ({result.images} images, {rules})"
     )
     typer.echo(f"report: {out}")
 
@@ -279,18 +307,30 @@ def tune(
     tta: TtaOpt = None,
     average: AverageOpt = False,
     weight: WeightsOpt = None,
+    image_rule: Annotated[
+        bool, typer.Option(help="Also search the image-level max-probability threshold.")
+    ] = False,
 ) -> None:
-    """Per-class threshold and min component area (Kaggle Dice) on validation → YAML."""
+    """Per-class threshold, min component area and image-level rules (a class head's threshold
+    when the model has one) maximizing Kaggle Dice on validation → YAML."""
     from podium.inference.kaggle_run import tune_on_validation
 
     try:
         cfg, predictor = _inference_setup(config, set_, ckpt, tta, None, None, average, weight)
         out = output or ckpt[0].resolve().parent.parent / "postprocess.yaml"
-        pp, report = tune_on_validation(cfg, predictor, out)
+        pp, report = tune_on_validation(cfg, predictor, out, image_rule)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
         _fail(error)
-    for c in range(pp.num_classes):
-        typer.echo(f"  class {c + 1}: threshold {pp.thresholds[c]:.2f}  min area {pp.min_area[c]}")
+    for pick in report["classes"]:
+        rules = "".join(
+            f"  {key.replace('_', ' ')} {pick[key]:.2f}"
+            for key in ("image_threshold", "class_threshold")
+            if pick[key] is not None
+        )
+        typer.echo(
+            f"  class {pick['class_id']}: threshold {pick['threshold']:.2f}  min area "
+            f"{pick['min_area']}{rules}  Dice {pick['dice']:.4f}"
+        )
     typer.echo(
         f"Kaggle Dice {report['score']:.4f} (threshold 0.5 alone: {report['baseline']:.4f})"
         f"; wrote {out} — use it with predict --postprocess or inference.postprocess"

@@ -33,6 +33,7 @@ from podium.registry import Registry
 
 __all__ = [
     "AugmentationConfig",
+    "DeviceOp",
     "Config",
     "ConfigError",
     "DataConfig",
@@ -160,6 +161,17 @@ class DataBase(Strict):
     num_workers: int | Literal["auto"] = Field(
         "auto", description="DataLoader workers; auto = cores - 1, at most 16."
     )
+    cache: Literal["none", "ram"] = Field(
+        "none",
+        description="ram: decode every train/val image (and mask) once before training and keep "
+        "it in memory, shared by the workers (Linux fork); for data that fits in RAM.",
+    )
+    cache_max_gb: float = Field(
+        16.0,
+        gt=0,
+        description="cache: ram refuses to start when the decoded images and masks need more "
+        "(GB, from the image headers).",
+    )
 
     @model_validator(mode="after")
     def _stats_normalization(self):
@@ -257,23 +269,59 @@ class LossTerm(Named):
 
 
 class HeadConfig(Strict):
-    kind: Literal["mask"] = Field("mask", description="What the head predicts (DESIGN.md).")
-    classes: int = Field(ge=1, description="Output channels (classes).")
+    kind: Literal["mask", "class"] = Field(
+        "mask",
+        description="mask: per-pixel classes; class: image-level presence of the mask head's "
+        "classes ('has defect'), which post-processing can use to clear masks.",
+    )
+    classes: int = Field(
+        ge=1, description="Output channels. class heads: the mask head's classes, or 1 (any)."
+    )
     activation: Literal["softmax", "sigmoid"] = Field(
-        "softmax", description="softmax: one class per pixel; sigmoid: multi-label."
+        "softmax",
+        description="softmax: one class per pixel; sigmoid: multi-label (class heads: always).",
     )
     source: Literal["decoder", "encoder"] = Field(
-        "decoder", description="Reads the decoder's finest map or the encoder's deepest."
+        "decoder",
+        description="Reads the decoder's finest map or the encoder's deepest (class default).",
     )
     target: str | None = Field(None, description="Batch key of the target; default head name.")
+    pooling: Literal["avg", "max"] = Field("avg", description="class heads: global pooling.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="class heads: dropout before the linear.")
     loss: list[LossTerm] = Field(
-        default_factory=lambda: [LossTerm(name="ce")], description="Weighted loss terms."
+        default_factory=lambda: [LossTerm(name="ce")],
+        description="Weighted loss terms (default: ce, or bce for sigmoid heads).",
     )
     weight: float = Field(1.0, ge=0, description="Weight of this head in the total loss.")
     metrics: list[str] = Field(
         default_factory=lambda: ["iou", "dice", "accuracy"],
-        description="Validation metrics by name, logged as val/<head>/<metric>.",
+        description="Validation metrics by name, logged as val/<head>/<metric> "
+        "(class heads default: auroc, accuracy).",
     )
+
+    @model_validator(mode="after")
+    def _kind_defaults(self):
+        """Defaults that depend on the kind: a class head is a sigmoid on the encoder."""
+        given = self.model_fields_set
+        if self.kind == "class":
+            if "activation" in given and self.activation != "sigmoid":
+                raise ValueError(
+                    "a class head predicts which classes an image holds (multi-label): "
+                    "activation must be sigmoid"
+                )
+            defaults = {"activation": "sigmoid", "source": "encoder"}
+            defaults["metrics"] = ["auroc", "accuracy"]
+        else:
+            defaults = {}
+            if self.pooling != "avg" or self.dropout:
+                raise ValueError("pooling and dropout apply to class heads only")
+        if self.activation == "sigmoid" or defaults.get("activation") == "sigmoid":
+            defaults["loss"] = [LossTerm(name="bce")]
+        for key, value in defaults.items():
+            if key not in given:
+                # object.__setattr__: validate_assignment would re-run this validator.
+                object.__setattr__(self, key, value)
+        return self
 
     @field_validator("loss")
     @classmethod
@@ -292,6 +340,30 @@ class HeadConfig(Strict):
         for name in names:
             check_registered(METRICS, name)
         return names
+
+
+def check_class_heads(heads: dict[str, HeadConfig]) -> None:
+    """A class head learns the presence of its mask head's classes: one mask head, same count."""
+    masks = {name: h for name, h in heads.items() if h.kind == "mask"}
+    for name, head in heads.items():
+        if head.kind != "class":
+            continue
+        if len(masks) != 1:
+            raise ValueError(
+                f"heads.{name}: a class head learns which classes of the mask head an image "
+                f"holds, so it needs exactly one mask head (found {len(masks)})"
+            )
+        if head.target is not None:
+            raise ValueError(
+                f"heads.{name}.target: class heads read their targets from the mask head; "
+                "remove the key"
+            )
+        ((mask_name, mask),) = masks.items()
+        if head.classes not in (1, mask.classes):
+            raise ValueError(
+                f"heads.{name}.classes is {head.classes}: use {mask.classes} (one per class of "
+                f"heads.{mask_name}) or 1 (the image holds any class)"
+            )
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -323,14 +395,56 @@ class InitConfig(Strict):
     )
 
 
+class DeviceOp(Named):
+    """One `augmentation.device` entry: an op name plus its keyword arguments."""
+
+
 class AugmentationConfig(Strict):
     train: Any = Field(None, description="albumentations dict (A.to_dict form) or a list.")
     val: Any = Field(None, description="Same, for validation; usually null.")
+    device: list[DeviceOp] = Field(
+        default_factory=list,
+        description="Ops run on the training batch on the device after the workers' train "
+        "pipeline, per sample: hflip, vflip, rot90, transpose, d4 (image and masks alike), "
+        "brightness_contrast, gaussian_noise (image, 0..255 before normalization); a name or "
+        "{name: ..., p: ...}. Seeded by seed, epoch and batch index.",
+    )
 
     @field_validator("train", "val")
     @classmethod
     def _albu(cls, value: Any) -> Any:
         return check_albumentations(value)
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device_names(cls, value: Any) -> Any:
+        """`- hflip` is short for `- {name: hflip}`."""
+        if isinstance(value, list):
+            return [{"name": op} if isinstance(op, str) else op for op in value]
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device_ops(cls, ops: list[DeviceOp]) -> list[DeviceOp]:
+        if ops:
+            from podium.engine.device_augment import build_device_ops
+
+            build_device_ops([(op.name, op.kwargs) for op in ops])
+        return ops
+
+    @model_validator(mode="after")
+    def _device_ops_fit_crops(self):
+        """rot90/transpose/d4 turn H×W into W×H: refuse a non-square train crop at load.
+
+        train_tiles are square; sizes known only at run time are checked on every batch.
+        """
+        if self.device:
+            from podium.data.transforms import build_transform, fixed_output_size
+            from podium.engine.device_augment import build_device_ops, check_square_crops
+
+            ops = build_device_ops([(op.name, op.kwargs) for op in self.device])
+            check_square_crops(ops, fixed_output_size(build_transform(self.train)))
+        return self
 
 
 class TrainerConfig(Strict):
@@ -353,6 +467,11 @@ class TrainerConfig(Strict):
     channels_last: bool | Literal["auto"] = Field("auto", description="auto: on for CUDA.")
     compile: bool | Literal["auto"] = Field(
         "auto", description="torch.compile the model; auto: on for CUDA, off on CPU."
+    )
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
+        "default",
+        description="torch.compile mode: reduce-overhead adds CUDA graphs (fewer kernel launches "
+        "for small batches; fixed shapes), max-autotune also benchmarks kernels (slow start).",
     )
     progress_bar: bool = True
     nonfinite_max_skips: int = Field(
@@ -403,6 +522,7 @@ class Config(Strict):
     def _heads(cls, heads: dict[str, HeadConfig]) -> dict[str, HeadConfig]:
         if not heads:
             raise ValueError("at least one head is needed, e.g. heads: {mask: {classes: 3}}")
+        check_class_heads(heads)
         return heads
 
     @field_validator("optimizer")

@@ -50,7 +50,7 @@ def _section(
             continue
         key = f"{prefix}{name}"
         nested = [m for m in _nested_models(field.annotation) if m not in seen]
-        if nested and name != "loss":
+        if nested and name not in ("loss", "device"):  # lists of named entries: one row
             children.append((key, nested))
             continue
         doc = (field.description or "").replace("|", "\\|")
@@ -78,8 +78,11 @@ def _data_sections(lines: list[str], seen: set) -> None:
     """Common data keys once, then what each `data.format` adds."""
     common = frozenset(DataBase.model_fields)
     _section(DataBase, "data.", lines, seen, title="`data` (every format)")
-    for fmt, model in (("folder", FolderData), ("aeroscapes", AeroscapesData),
-                       ("rle_csv", RleCsvData)):
+    for fmt, model in (
+        ("folder", FolderData),
+        ("aeroscapes", AeroscapesData),
+        ("rle_csv", RleCsvData),
+    ):
         seen.add(model)
         _section(model, "data.", lines, seen, title=f"`data` with `format: {fmt}`", skip=common)
 
@@ -103,17 +106,25 @@ def _summary(fn) -> str:
 def registry_reference() -> list[str]:
     """Every name usable in YAML, with the keyword arguments it accepts."""
     from podium.config import CALLBACK_SCHEDULES
+    from podium.engine.device_augment import DEVICE_AUGMENTATIONS
     from podium.losses import LOSSES
     from podium.metrics import METRICS
     from podium.optim import OPTIMIZERS, SCHEDULES
 
-    lines = ["\n#### Names by family", "", "| family | name | keyword arguments | what |",
-             "| --- | --- | --- | --- |"]
-    families = [("loss (`heads.<name>.loss[].name`)", LOSSES, 1),
-                ("metric (`heads.<name>.metrics`)", METRICS, 1),
-                ("optimizer (`optimizer.name`)", OPTIMIZERS, 1),
-                ("schedule (`schedule.name`)", SCHEDULES, 2),
-                ("schedule (`schedule.name`)", CALLBACK_SCHEDULES, 0)]
+    lines = [
+        "\n#### Names by family",
+        "",
+        "| family | name | keyword arguments | what |",
+        "| --- | --- | --- | --- |",
+    ]
+    families = [
+        ("loss (`heads.<name>.loss[].name`)", LOSSES, 1),
+        ("metric (`heads.<name>.metrics`)", METRICS, 1),
+        ("optimizer (`optimizer.name`)", OPTIMIZERS, 1),
+        ("schedule (`schedule.name`)", SCHEDULES, 2),
+        ("schedule (`schedule.name`)", CALLBACK_SCHEDULES, 0),
+        ("device augmentation (`augmentation.device[].name`)", DEVICE_AUGMENTATIONS, 0),
+    ]
     for family, registry, skip in families:
         for name in registry.names():
             fn = registry.get(name)

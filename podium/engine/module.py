@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torchmetrics import MetricCollection
 
+from podium.engine.presence import presence_from_mask
 from podium.losses import CombinedLoss
 from podium.models import HeadSpec, PodiumModel
 
@@ -49,6 +50,8 @@ class PodiumModule(pl.LightningModule):
         config: dict[str, Any],
         channels_last: bool = False,
         compile: bool = False,
+        compile_mode: str = "default",
+        device_augment: Callable[..., tuple[torch.Tensor, dict]] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -62,7 +65,10 @@ class PodiumModule(pl.LightningModule):
         self.config = config
         self.channels_last = channels_last
         self.compile = compile
+        self.compile_mode = compile_mode
         self._compiled: Any = None
+        # augmentation.device (podium.engine.device_augment.DeviceAugment), training only.
+        self.device_augment = device_augment
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         x = normalize_on_device(images, self.mean, self.std)
@@ -70,6 +76,9 @@ class PodiumModule(pl.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         if self._compiled is not None:
             try:
+                if self.compile_mode == "reduce-overhead":
+                    # CUDA graphs reuse their output memory: the last step's outputs are done.
+                    torch.compiler.cudagraph_mark_step_begin()
                 return self._compiled(x)
             except Exception as error:  # noqa: BLE001 - any compiler failure: run eagerly
                 # A real model error raises again below, in eager mode, with a plain traceback.
@@ -86,10 +95,20 @@ class PodiumModule(pl.LightningModule):
             self.model.to(memory_format=torch.channels_last)
         if self.compile and self._compiled is None:
             # Kept outside the module tree so checkpoints hold plain (uncompiled) key names.
-            object.__setattr__(self, "_compiled", torch.compile(self.model))
+            compiled = torch.compile(self.model, mode=self.compile_mode)
+            object.__setattr__(self, "_compiled", compiled)
 
     def _cast_targets(self, batch: dict) -> dict:
-        """Masks travel as uint8/int16; class-id targets become int64 on the device."""
+        """Masks travel as uint8/int16; class-id targets become int64 on the device.
+
+        Class heads get their B×K presence targets from the mask, before it is cast.
+        """
+        for task in self.tasks.values():
+            spec = task.spec
+            if spec.presence_of and spec.presence_of in batch:
+                mask_spec = next(t.spec for t in self.tasks.values() if t.spec.kind == "mask")
+                mask = batch[spec.presence_of]
+                batch[spec.target_key] = presence_from_mask(mask, mask_spec.classes, spec.classes)
         for task in self.tasks.values():
             key = task.spec.target_key
             if key in batch and task.spec.mode == "multiclass":
@@ -111,7 +130,18 @@ class PodiumModule(pl.LightningModule):
             logs.update({f"{name}/{part}": value.detach() for part, value in parts.items()})
         return total, logs
 
+    def _augment_on_device(self, batch: dict, batch_idx: int) -> dict:
+        """augmentation.device on the uint8 batch; every mask head's target moves with it."""
+        keys = [t.spec.target_key for t in self.tasks.values() if t.spec.kind == "mask"]
+        keys += [f"valid_{key}" for key in keys]
+        spatial = {key: batch[key] for key in keys if key in batch}
+        step = (self.current_epoch, batch_idx, self.global_rank)
+        images, spatial = self.device_augment(batch["image"], spatial, step)
+        return {**batch, "image": images, **spatial}
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if self.device_augment is not None:
+            batch = self._augment_on_device(batch, batch_idx)
         batch = self._cast_targets(batch)
         outputs = self(batch["image"])
         loss, logs = self._losses(outputs, batch)
@@ -138,7 +168,11 @@ class PodiumModule(pl.LightningModule):
         self.log_dict({f"val/{k}": v for k, v in logs.items()}, batch_size=size)
         for name, task in self.tasks.items():
             metrics = self.val_metrics[name]
-            metrics.update(outputs[name].detach().float(), batch[task.spec.target_key])
+            target = batch[task.spec.target_key]
+            # torchmetrics wants integer labels; multi-label targets were cast to float for
+            # the loss.
+            target = target.long() if target.is_floating_point() else target
+            metrics.update(outputs[name].detach().float(), target)
 
     def on_validation_epoch_end(self) -> None:
         for name, metrics in self.val_metrics.items():

@@ -56,19 +56,21 @@ def _image_miou(
 
 def evaluate(
     config: Config, predictor: Predictor | PodiumModule, out_dir: Path, head: str | None = None
-) -> EvaluationResult:
+):
     """Run the validation split through the model(s) and write the report into out_dir.
 
     `predictor` carries TTA, tiles and ensembles; a bare module means the config's options.
+    Softmax heads give an EvaluationResult (confusion matrix); sigmoid heads a
+    MultilabelEvaluation (Kaggle Dice, post-processing applied).
     """
     if isinstance(predictor, PodiumModule):
         predictor = Predictor([predictor], inference_options(config))
-    head = head or next(n for n, s in predictor.specs.items() if s.kind == "mask")
+    head = head or predictor.head_of_kind("mask")
     spec = predictor.specs[head]
-    if spec.activation != "softmax":
-        raise ValueError(
-            f"evaluate's confusion report needs a softmax mask head; {head!r} is {spec.activation}"
-        )
+    if spec.activation == "sigmoid":
+        from podium.inference.evaluate_multilabel import evaluate_multilabel
+
+        return evaluate_multilabel(config, predictor, out_dir, head)
     dataset = dataset_for(config, "val", augment=False)
     loader = DataLoader(dataset, batch_size=config.inference.batch_size, num_workers=0)
     classes, ignore = spec.classes, config.data.ignore_index

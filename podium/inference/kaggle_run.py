@@ -17,35 +17,54 @@ from podium.data.images import read_image
 from podium.data.pseudo_sampler import pseudo_label_masks
 from podium.data.rle_csv import masks_to_rows, write_rle_csv
 from podium.inference.pipeline import Predictor
-from podium.inference.tune import tune_postprocess
+from podium.inference.tune import (
+    DEFAULT_CLASS_THRESHOLDS,
+    DEFAULT_IMAGE_THRESHOLDS,
+    tune_postprocess,
+)
 
 __all__ = ["folder_probabilities", "pseudo_label_folder", "tune_on_validation"]
 
 
 def _mask_head(predictor: Predictor) -> str:
-    return next(n for n, s in predictor.specs.items() if s.kind == "mask")
+    return predictor.head_of_kind("mask")
 
 
 def _validation_items(config: Config, predictor: Predictor) -> Iterator[tuple]:
-    """(name, C×H×W probabilities, C×H×W bool truth) for each validation image, one at a time."""
-    head = _mask_head(predictor)
+    """(name, C×H×W probabilities, C×H×W bool truth, class head probabilities or None) for each
+    validation image, one at a time."""
+    head, class_head = _mask_head(predictor), predictor.head_of_kind("class")
     key = predictor.specs[head].target_key
     dataset = dataset_for(config, "val", augment=False)
     for index in tqdm(range(len(dataset)), desc="tune: predict validation", unit="img"):
         item = dataset[index]
-        probs = predictor(item["image"])[head].float().cpu().numpy()
-        yield item["name"], probs, item[key].numpy().astype(bool)
+        outputs = predictor(item["image"])
+        probs = outputs[head].float().cpu().numpy()
+        class_probs = outputs[class_head].float().cpu().numpy() if class_head else None
+        yield item["name"], probs, item[key].numpy().astype(bool), class_probs
 
 
-def tune_on_validation(config: Config, predictor: Predictor, output: Path) -> tuple:
-    """Per-class threshold and min component area maximizing Kaggle Dice; written to YAML."""
+def tune_on_validation(
+    config: Config, predictor: Predictor, output: Path, image_rule: bool = False
+) -> tuple:
+    """Per-class threshold and min component area maximizing Kaggle Dice; written to YAML.
+
+    image_rule: also search the max-probability image threshold. With a class head, its
+    threshold is searched too (0 = rule off stays a candidate, so it is used only if it helps).
+    """
     spec = predictor.specs[_mask_head(predictor)]
     if spec.activation != "sigmoid":
         raise ValueError(
             "podium tune searches per-class thresholds of a sigmoid (multi-label) "
             f"mask head; {spec.name!r} is {spec.activation}"
         )
-    return tune_postprocess(_validation_items(config, predictor), output=output)
+    has_class_head = predictor.head_of_kind("class") is not None
+    return tune_postprocess(
+        _validation_items(config, predictor),
+        output=output,
+        image_thresholds=DEFAULT_IMAGE_THRESHOLDS if image_rule else None,
+        class_thresholds=DEFAULT_CLASS_THRESHOLDS if has_class_head else None,
+    )
 
 
 def folder_probabilities(

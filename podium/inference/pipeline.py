@@ -66,6 +66,10 @@ class Predictor:
                 max_batch=options.max_batch,
             )
 
+    def head_of_kind(self, kind: str) -> str | None:
+        """Name of the first head of this kind ("mask", "class"), None when there is none."""
+        return next((name for name, spec in self.specs.items() if spec.kind == kind), None)
+
     @torch.inference_mode()
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         image = image.to(self.device)

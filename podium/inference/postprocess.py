@@ -6,8 +6,9 @@ Steps, on the CPU in numpy (K×H×W probabilities in):
      (0.5 when unset), one mask per class.
   2. invalid pixels (`valid` False, e.g. no-data borders) are taken out of every class, so
      they neither join components nor count for the image-level rule;
-  3. image-level rule: class c is cleared if its max probability over valid pixels is
-     below `image_threshold[c]`;
+  3. image-level rules: class c is cleared if its max probability over valid pixels is
+     below `image_threshold[c]`, or if the class head's probability for it (or its single
+     "has defect" probability) is below `class_threshold[c]`;
   4. min area: 8-connected components of class c smaller than `min_area[c]` pixels are
      removed (multi-class: they become `background`);
   5. ignore fill for invalid pixels: `ignore_fill` None keeps the step-1 prediction there
@@ -35,13 +36,14 @@ __all__ = [
     "PostProcessError",
     "apply_postprocess",
     "binarize",
+    "class_probabilities",
     "fill_invalid",
     "load_postprocess",
     "remove_small_components",
     "save_postprocess",
 ]
 
-_PER_CLASS = ("thresholds", "min_area", "image_threshold")
+_PER_CLASS = ("thresholds", "min_area", "image_threshold", "class_threshold")
 
 
 class PostProcessError(ValueError):
@@ -56,6 +58,7 @@ class PostProcess:
     thresholds: tuple[float, ...] | None = None
     min_area: tuple[int, ...] | None = None
     image_threshold: tuple[float, ...] | None = None
+    class_threshold: tuple[float, ...] | None = None  # needs a class head's probabilities
     ignore_fill: int | str | None = None  # None | class id / 0-1 value | "nearest"
     background: int = 0
 
@@ -190,14 +193,55 @@ def _labels(masks: np.ndarray, background: int) -> np.ndarray:
     return labels.astype(np.uint8)
 
 
+def class_probabilities(
+    class_probs: torch.Tensor | np.ndarray | None, pp: PostProcess
+) -> np.ndarray | None:
+    """A class head's (K,) or (1,) probabilities → (num_classes,) float32, or None if unused.
+
+    One "has defect" probability serves every class; PostProcessError when the rule is set
+    but the model has no class head.
+    """
+    if pp.class_threshold is None:
+        return None
+    if class_probs is None:
+        raise PostProcessError(
+            "key 'class_threshold' needs a model with a class head; remove the key or "
+            "predict with a checkpoint that has one"
+        )
+    if isinstance(class_probs, torch.Tensor):
+        class_probs = class_probs.detach().float().cpu().numpy()
+    values = np.asarray(class_probs, dtype=np.float32).reshape(-1)
+    if values.size not in (1, pp.num_classes):
+        raise PostProcessError(
+            f"the class head has {values.size} outputs; key 'class_threshold' needs 1 or "
+            f"{pp.num_classes}"
+        )
+    return np.broadcast_to(values, (pp.num_classes,))
+
+
+def _cleared_by_image_rules(
+    probs: np.ndarray, valid: np.ndarray, pp: PostProcess, image_probs: np.ndarray | None
+) -> np.ndarray:
+    """(K,) bool: classes an image-level rule clears (max prob or class head too low)."""
+    cleared = np.zeros(pp.num_classes, bool)
+    if pp.image_threshold:
+        peaks = np.array([probs[c][valid].max(initial=0.0) for c in range(pp.num_classes)])
+        cleared |= peaks < np.asarray(pp.image_threshold, dtype=np.float32)
+    if image_probs is not None:
+        cleared |= image_probs < np.asarray(pp.class_threshold, dtype=np.float32)
+    return cleared
+
+
 def apply_postprocess(
     probs: torch.Tensor | np.ndarray,
     pp: PostProcess,
     *,
     multilabel: bool = False,
     valid: np.ndarray | None = None,
+    class_probs: torch.Tensor | np.ndarray | None = None,
 ) -> np.ndarray:
-    """K×H×W probabilities (+ H×W bool valid) → H×W uint8 class ids, or K×H×W bool masks."""
+    """K×H×W probabilities (+ H×W bool valid, class head (K,)/(1,) probabilities) →
+    H×W uint8 class ids, or K×H×W bool masks."""
     probs = _numpy(probs)
     if probs.shape[0] != pp.num_classes:
         raise ValueError(
@@ -206,9 +250,8 @@ def apply_postprocess(
     valid = np.ones(probs.shape[1:], bool) if valid is None else np.asarray(valid, bool)
     first = binarize(probs, pp, multilabel)
     masks = first & valid
+    masks[_cleared_by_image_rules(probs, valid, pp, class_probabilities(class_probs, pp))] = False
     for c in range(pp.num_classes):
-        if pp.image_threshold and (probs[c][valid].max(initial=0.0) < pp.image_threshold[c]):
-            masks[c] = False
         if pp.min_area:
             masks[c] = remove_small_components(masks[c], int(pp.min_area[c]))
     if multilabel:

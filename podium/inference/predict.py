@@ -21,7 +21,13 @@ from podium.inference.probabilities import save_probabilities, write_timings_csv
 from podium.inference.writers import write_mask_png, write_rgb_png
 from podium.report.overlay import default_palette, overlay
 
-__all__ = ["PredictionSummary", "inference_options", "masks_from_probs", "predict_folder"]
+__all__ = [
+    "PredictionSummary",
+    "check_class_rule",
+    "inference_options",
+    "masks_from_probs",
+    "predict_folder",
+]
 
 
 @dataclass
@@ -38,14 +44,35 @@ def inference_options(config: Config) -> InferenceOptions:
     )
 
 
-def masks_from_probs(probs: torch.Tensor, activation: str, pp: PostProcess | None) -> np.ndarray:
-    """K×H×W probabilities → H×W class ids (softmax) or K×H×W 0/1 (sigmoid)."""
+def masks_from_probs(
+    probs: torch.Tensor,
+    activation: str,
+    pp: PostProcess | None,
+    class_probs: torch.Tensor | None = None,
+) -> np.ndarray:
+    """K×H×W probabilities (+ a class head's K or 1) → H×W class ids (softmax) or K×H×W 0/1."""
     multilabel = activation == "sigmoid"
     if pp is not None:
-        return apply_postprocess(probs, pp, multilabel=multilabel).astype(np.uint8)
+        masks = apply_postprocess(probs, pp, multilabel=multilabel, class_probs=class_probs)
+        return masks.astype(np.uint8)
     if multilabel:
         return (probs > 0.5).to(torch.uint8).cpu().numpy()
     return probs.argmax(0).to(torch.uint8).cpu().numpy()
+
+
+def check_class_rule(pp: PostProcess, class_head: str | None, source, tile: int | None) -> None:
+    """Fail before the first image when the class-head rule cannot be applied."""
+    if pp.class_threshold is None:
+        return
+    if class_head is None:
+        raise ValueError(
+            f"{source}: key 'class_threshold' needs a model with a class head; this one has none"
+        )
+    if tile is not None:
+        raise ValueError(
+            f"{source}: key 'class_threshold' uses the class head, which tiled inference drops "
+            "(a per-window class says nothing of the image); predict without --tile"
+        )
 
 
 def predict_folder(
@@ -67,7 +94,7 @@ def predict_folder(
         for _ in results:
             pass
         return summary
-    head = next(n for n, s in predictor.specs.items() if s.kind == "mask")
+    head = predictor.head_of_kind("mask")
     if predictor.specs[head].activation != "sigmoid":
         raise ValueError("--submission writes Kaggle RLE rows per class: it needs a sigmoid head")
     write_rle_csv(
@@ -78,11 +105,12 @@ def predict_folder(
 
 def _predict_each(config, predictor, input_dir, output_dir, overlays, save_probs, summary):
     """Predict, write per-image outputs, yield (path, mask); fills `summary` as it goes."""
-    head = next(n for n, s in predictor.specs.items() if s.kind == "mask")
+    head, class_head = predictor.head_of_kind("mask"), predictor.head_of_kind("class")
     spec = predictor.specs[head]
     pp = None
     if config.inference.postprocess:
         pp = load_postprocess(config.inference.postprocess, spec.classes)
+        check_class_rule(pp, class_head, config.inference.postprocess, predictor.options.tile)
     palette = config.data.palette or default_palette(spec.classes)
     timings = []
     start = time.perf_counter()
@@ -94,7 +122,7 @@ def _predict_each(config, predictor, input_dir, output_dir, overlays, save_probs
             continue
         t0 = time.perf_counter()
         probs = predictor(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
-        mask = masks_from_probs(probs[head], spec.activation, pp)
+        mask = masks_from_probs(probs[head], spec.activation, pp, probs.get(class_head))
         seconds = round(time.perf_counter() - t0, 6)
         timings.append(
             {"image": stem, "height": image.shape[0], "width": image.shape[1], "seconds": seconds}
@@ -117,7 +145,8 @@ def _write_outputs(out: Path, stem, image, mask, probs, palette, config, overlay
         write_mask_png(out / "masks" / f"{stem}.png", mask, palette)
         shown = mask
     if overlays:
-        blended = overlay(image, shown, palette, config.inference.overlay_alpha)
+        clear = 0 if mask.ndim == 3 else None  # multi-label: pixels of no class stay clear
+        blended = overlay(image, shown, palette, config.inference.overlay_alpha, clear_id=clear)
         write_rgb_png(out / "overlays" / f"{stem}.png", blended)
     if save_probs:
         save_probabilities(

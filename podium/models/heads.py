@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from segmentation_models_pytorch.base import ClassificationHead
 from torch import nn
 
 from podium.registry import Registry
 
-__all__ = ["HEADS", "HeadSpec", "MaskHead"]
+__all__ = ["HEADS", "ClassHead", "HeadSpec", "MaskHead"]
 
 HEADS: Registry = Registry("head kind")
 
@@ -25,6 +26,10 @@ class HeadSpec:
     activation: Literal["softmax", "sigmoid", "none"] = "softmax"
     source: Literal["decoder", "encoder"] = "decoder"
     target: str = ""  # batch key of the target; empty → the head's name
+    pooling: Literal["avg", "max"] = "avg"  # class heads
+    dropout: float = 0.0  # class heads
+    # class heads: the batch key of the mask whose per-image class presence is the target.
+    presence_of: str = ""
 
     @property
     def target_key(self) -> str:
@@ -32,7 +37,7 @@ class HeadSpec:
 
     @property
     def mode(self) -> Literal["multiclass", "multilabel", "regression"]:
-        if self.kind == "mask":
+        if self.kind in ("mask", "class"):
             return "multiclass" if self.activation == "softmax" else "multilabel"
         return "regression"
 
@@ -71,3 +76,23 @@ class MaskHead(nn.Module):
 @HEADS.register("mask")
 def build_mask_head(spec: HeadSpec, shapes: FeatureShapes) -> nn.Module:
     return MaskHead(spec, shapes)
+
+
+class ClassHead(nn.Module):
+    """Deepest encoder map (or decoder map) → pooled → B×classes logits (SMP's aux head)."""
+
+    kind = "class"
+
+    def __init__(self, spec: HeadSpec, shapes: FeatureShapes) -> None:
+        super().__init__()
+        self.source = spec.source
+        channels = shapes.encoder_channels if spec.source == "encoder" else shapes.decoder_channels
+        self.head = ClassificationHead(channels, spec.classes, spec.pooling, spec.dropout)
+
+    def forward(self, features: list[torch.Tensor], decoded: torch.Tensor) -> torch.Tensor:
+        return self.head(features[-1] if self.source == "encoder" else decoded)
+
+
+@HEADS.register("class")
+def build_class_head(spec: HeadSpec, shapes: FeatureShapes) -> nn.Module:
+    return ClassHead(spec, shapes)

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 from podium.io import atomic_open  # noqa: E402
 from podium.report.overlay import default_palette, overlay  # noqa: E402
 
-__all__ = ["plot_best_worst", "plot_confusion"]
+__all__ = ["plot_best_worst", "plot_confusion", "plot_mask_rows"]
 
 
 def _save(fig, path: Path) -> None:
@@ -54,24 +54,40 @@ def plot_best_worst(predictor, dataset, best, worst, config, path: Path, head: s
     spec = predictor.specs[head]
     palette = config.data.palette or default_palette(spec.classes)
     index = {s.name: i for i, s in enumerate(dataset.samples)}
-    rows = [("best", s, n) for s, n in best] + [("worst", s, n) for s, n in worst]
-    fig, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)), squeeze=False)
-    ignore = config.data.ignore_index
-    for row, (kind, score, name) in enumerate(rows):
-        item = dataset[index[name]]
-        image = item["image"]
-        pred = predictor(image)[head].argmax(0).cpu()
-        rgb = image.permute(1, 2, 0).numpy()
-        truth = item[spec.target_key].numpy()
+    rows = []
+    for kind, picks in (("best", best), ("worst", worst)):
+        for score, name in picks:
+            item = dataset[index[name]]
+            pred = predictor(item["image"])[head].argmax(0).cpu().numpy()
+            image = item["image"].permute(1, 2, 0).numpy()
+            truth = item[spec.target_key].numpy()
+            rows.append((f"{kind}: {name}", image, truth, pred, f"prediction (mIoU {score:.3f})"))
+    alpha, ignore = config.inference.overlay_alpha, config.data.ignore_index
+    plot_mask_rows(rows, palette, alpha, path, ignore)
+
+
+def plot_mask_rows(
+    rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, str]],
+    palette: list[tuple[int, int, int]],
+    alpha: float,
+    path: Path,
+    ignore_index: int | None = None,
+    clear_id: int | None = None,
+) -> None:
+    """(title, H×W×C uint8 image, H×W truth ids, H×W predicted ids, caption) per row → PNG of
+    image | truth overlay | prediction overlay; rows take the images' aspect ratio."""
+    h, w = rows[0][1].shape[:2]
+    row_height = 3 * min(1.0, h / w) + 0.4  # wide strips (Severstal 1:6) get short rows
+    fig, axes = plt.subplots(len(rows), 3, figsize=(9, row_height * len(rows)), squeeze=False)
+    for row, (title, image, truth, pred, caption) in enumerate(rows):
         panels = [
-            rgb,
-            overlay(rgb, truth, palette, config.inference.overlay_alpha, ignore),
-            overlay(rgb, pred.numpy(), palette, config.inference.overlay_alpha),
+            image,
+            overlay(image, truth, palette, alpha, ignore_index, clear_id),
+            overlay(image, pred, palette, alpha, clear_id=clear_id),
         ]
-        titles = [f"{kind}: {name}", "truth", f"prediction (mIoU {score:.3f})"]
-        for ax, panel, title in zip(axes[row], panels, titles):
-            ax.imshow(panel.squeeze())
-            ax.set_title(title, fontsize=8)
+        for ax, panel, text in zip(axes[row], panels, [title, "truth", caption]):
+            ax.imshow(panel.squeeze(), cmap="gray" if panel.shape[-1] == 1 else None)
+            ax.set_title(text, fontsize=8)
             ax.axis("off")
     fig.tight_layout()
     _save(fig, path)

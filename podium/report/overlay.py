@@ -35,10 +35,14 @@ def overlay(
     palette: list[tuple[int, int, int]],
     alpha: float = 0.5,
     ignore_index: int | None = None,
+    clear_id: int | None = None,
 ) -> np.ndarray:
-    """Blend colorize(mask) over an H×W×3 (or H×W×1) uint8 image."""
+    """Blend colorize(mask) over an H×W×3 (or H×W×1) uint8 image; pixels whose id is
+    `clear_id` (multi-label "no class") show the image unblended."""
     if image.ndim == 2 or image.shape[-1] == 1:
         image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=-1)
     colours = colorize(mask, palette, ignore_index).astype(np.float32)
     blended = image.astype(np.float32) * (1 - alpha) + colours * alpha
+    if clear_id is not None:
+        blended = np.where((mask == clear_id)[..., None], image, blended)
     return blended.round().astype(np.uint8)

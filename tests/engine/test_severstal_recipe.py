@@ -68,10 +68,17 @@ def test_train_tune_predict_submission_roundtrip(severstal, trained, tmp_path):
     history = (run_dir / "metrics.csv").read_text().splitlines()[0]
     assert "val/mask/kaggle_dice" in history
     pp = tmp_path / "pp.yaml"
-    assert "Kaggle Dice" in _run(
-        "tune", "--ckpt", str(best), "-c", str(config), "--output", str(pp)
-    )
+    tuned = _run("tune", "--ckpt", str(best), "-c", str(config), "--output", str(pp))
     assert yaml.safe_load(pp.read_text())["num_classes"] == 4
+    # evaluate with the tuned YAML scores the validation split as tune said it would.
+    report = tmp_path / "evaluation"
+    _run("evaluate", "--ckpt", str(best), "-c", str(config), "--postprocess", str(pp),
+         "--output", str(report))  # fmt: skip
+    metrics = __import__("json").loads((report / "metrics.json").read_text())
+    tuned_score = float(__import__("re").search(r"Kaggle Dice (\d\.\d+)", tuned).group(1))
+    assert round(metrics["kaggle_dice"], 4) == tuned_score
+    assert (report / "per_class.csv").read_text().startswith("class,kaggle_dice,dice,iou")
+    assert (report / "best_worst.png").stat().st_size > 0
     # Predict the validation images with the tuned post-processing, into a submission.
     from podium.build import rle_split_ids
     from podium.config import load_config
@@ -157,3 +164,58 @@ def test_pseudo_labels_then_mixed_training(severstal, trained, tmp_path):
         "--set",
         "data.pseudo.fraction=0.25",
     )
+
+
+@pytest.fixture(scope="module")
+def trained_with_class_head(severstal) -> Path:
+    _, config = severstal
+    head = "heads.has_defect={kind: class, classes: 1, weight: 0.5}"
+    return _run_dir(_run("train", "-c", str(config), "--set", head))
+
+
+def test_class_head_learns_presence_and_clears_masks(severstal, trained_with_class_head, tmp_path):
+    """A "has defect" head trains beside the masks; tune searches its threshold; predict
+    empties every mask of an image the head judges clean and leaves the others untouched."""
+    from podium.inference.postprocess import PostProcess, save_postprocess
+    from podium.inference.probabilities import load_probabilities
+
+    root, config = severstal
+    best = trained_with_class_head / "checkpoints/best.ckpt"
+    history = (trained_with_class_head / "metrics.csv").read_text().splitlines()[0]
+    assert "val/has_defect/auroc" in history and "train/has_defect/bce" in history
+    tuned = tmp_path / "tuned.yaml"
+    out = _run("tune", "--ckpt", str(best), "-c", str(config), "--output", str(tuned))
+    assert "class threshold" in out
+    assert len(yaml.safe_load(tuned.read_text())["class_threshold"]) == 4
+    # Pixel rules alone (with probabilities saved), then the same plus the class-head rule.
+    images = root / "test_images"
+    pixel_rules = PostProcess(num_classes=4, thresholds=(0.5,) * 4, min_area=(10,) * 4)
+    save_postprocess(pixel_rules, tmp_path / "pixel.yaml")
+    _predict_submission(best, config, images, tmp_path / "pixel", "--save-probs")
+    found = (tmp_path / "pixel/probabilities").glob("*.npz")
+    has_defect = {p.stem: float(load_probabilities(p)["has_defect"][0]) for p in found}
+    threshold = (min(has_defect.values()) + max(has_defect.values())) / 2
+    with_class = PostProcess(**{**pixel_rules.__dict__, "class_threshold": (threshold,) * 4})
+    save_postprocess(with_class, tmp_path / "class.yaml")
+    _predict_submission(best, config, images, tmp_path / "class")
+    pixel_only = read_rle_csv(tmp_path / "pixel.csv")
+    cleared_by_class = read_rle_csv(tmp_path / "class.csv")
+    checked = {"cleared": 0, "kept": 0}
+    for name, masks in pixel_only.items():
+        stem = Path(name).stem
+        if abs(has_defect[stem] - threshold) < 1e-3:
+            continue  # float16 NPZ values this close could fall on either side
+        if has_defect[stem] < threshold:
+            assert all(not rle for rle in cleared_by_class[name].values()), name
+            checked["cleared"] += any(masks.values())  # counts only if there was a mask to clear
+        else:
+            assert cleared_by_class[name] == masks, name
+            checked["kept"] += 1
+    assert checked["cleared"] and checked["kept"], (checked, has_defect)
+
+
+def _predict_submission(ckpt: Path, config: Path, images: Path, out: Path, *extra: str) -> None:
+    """predict with out.yaml's post-processing into out/ and out.csv."""
+    _run("predict", "--ckpt", str(ckpt), "-c", str(config), "--input", str(images),
+         "--output", str(out), "--postprocess", f"{out}.yaml", "--submission", f"{out}.csv",
+         "--no-overlays", *extra)  # fmt: skip

@@ -140,3 +140,32 @@ def test_class_count_must_match_the_head(tmp_path):
         load_postprocess(tmp_path / "pp.yaml", num_classes=3)
     with pytest.raises(ValueError, match="3 classes, post-processing has 2"):
         apply_postprocess(np.zeros((3, 2, 2)), PostProcess(num_classes=2))
+
+
+def test_class_head_rule_clears_classes_the_head_judges_absent():
+    probs = np.zeros((3, 4, 4), np.float32)
+    probs[:, 1:3, 1:3] = 0.9  # every class predicts the same confident square
+    pp = PostProcess(num_classes=3, class_threshold=(0.5, 0.5, 0.2))
+    out = apply_postprocess(probs, pp, multilabel=True, class_probs=np.array([0.6, 0.4, 0.3]))
+    assert out.reshape(3, -1).sum(1).tolist() == [4, 0, 4]  # only class 2's head is below
+    # One "has defect" probability serves every class.
+    single = apply_postprocess(probs, pp, multilabel=True, class_probs=torch.tensor([0.3]))
+    assert single.reshape(3, -1).sum(1).tolist() == [0, 0, 4]
+    # Multi-class: class 1 wins the square; cleared, it becomes background 0.
+    probs[0], probs[2] = 0.05, 0.05
+    kept = apply_postprocess(probs, pp, class_probs=np.array([0.6, 0.6, 0.3]))
+    cleared = apply_postprocess(probs, pp, class_probs=np.array([0.6, 0.4, 0.3]))
+    assert (kept[1:3, 1:3] == 1).all() and kept.sum() == 4
+    assert (cleared == 0).all()
+
+
+def test_class_head_rule_without_class_probabilities_is_an_error():
+    pp = PostProcess(num_classes=2, class_threshold=(0.5, 0.5))
+    with pytest.raises(PostProcessError, match="needs a model with a class head"):
+        apply_postprocess(np.zeros((2, 3, 3), np.float32), pp, multilabel=True)
+    with pytest.raises(PostProcessError, match="has 3 outputs"):
+        apply_postprocess(
+            np.zeros((2, 3, 3), np.float32), pp, multilabel=True, class_probs=np.ones(3)
+        )
+    with pytest.raises(PostProcessError, match="class_threshold"):
+        PostProcess(num_classes=2, class_threshold=(0.5, 1.5))

@@ -17,6 +17,7 @@ C, H, W = 3, 24, 32
 THRESHOLDS = [0.3, 0.5, 0.7]
 MIN_AREAS = [0, 5, 20, 60]
 IMAGE_THRESHOLDS = [0.6, 0.9]
+CLASS_THRESHOLDS = [0.3, 0.5]
 
 
 def _blob(rng: np.random.Generator, out: np.ndarray, size: int) -> None:
@@ -24,10 +25,12 @@ def _blob(rng: np.random.Generator, out: np.ndarray, size: int) -> None:
     out[y : y + size, x : x + size] = True
 
 
-def _dataset(seed: int = 0, n: int = 8) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def _dataset(seed: int = 0, n: int = 8) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """Images where every knob matters: per-class noise levels (thresholds), small confident
-    spots (min area), and defect-sized false blobs of moderate probability (image threshold)."""
+    spots (min area), defect-sized false blobs of moderate probability (image threshold), and a
+    class head that is fairly sure where defects are (class threshold)."""
     rng = np.random.default_rng(seed)
+    class_rng = np.random.default_rng(seed + 1000)  # its own stream: pixels stay as they were
     items = []
     for i in range(n):
         truth = np.zeros((C, H, W), dtype=bool)
@@ -45,16 +48,22 @@ def _dataset(seed: int = 0, n: int = 8) -> list[tuple[str, np.ndarray, np.ndarra
                 spot = np.zeros((H, W), dtype=bool)
                 _blob(rng, spot, int(rng.integers(1, 4)))
                 probs[c][spot] = rng.uniform(0.6, 0.9)
-        items.append((f"img{i}", probs, truth))
+        has = truth.reshape(C, -1).any(1)
+        class_probs = np.where(has, class_rng.uniform(0.4, 1, C), class_rng.uniform(0, 0.45, C))
+        items.append((f"img{i}", probs, truth, class_probs.astype(np.float32)))
     return items
 
 
-def _brute_force(items, image_thresholds) -> np.ndarray:
-    """C×T×S×A mean Dice from apply_postprocess + kaggle_dice_per_pair on every combination."""
-    s_grid = [None] if image_thresholds is None else sorted({0.0, *image_thresholds})
-    table = np.zeros((C, len(THRESHOLDS), len(s_grid), len(MIN_AREAS)))
-    for (ti, t), (si, s), (ai, a) in itertools.product(
-        enumerate(THRESHOLDS), enumerate(s_grid), enumerate(MIN_AREAS)
+def _rule_grid(values) -> list:
+    return [None] if values is None else sorted({0.0, *values})
+
+
+def _brute_force(items, image_thresholds, class_thresholds=None) -> np.ndarray:
+    """C×T×S×K×A mean Dice from apply_postprocess + kaggle_dice_per_pair on every combination."""
+    s_grid, k_grid = _rule_grid(image_thresholds), _rule_grid(class_thresholds)
+    table = np.zeros((C, len(THRESHOLDS), len(s_grid), len(k_grid), len(MIN_AREAS)))
+    for (ti, t), (si, s), (ki, k), (ai, a) in itertools.product(
+        enumerate(THRESHOLDS), enumerate(s_grid), enumerate(k_grid), enumerate(MIN_AREAS)
     ):
         # Classes are independent in multi-label post-processing: one pass scores all of them.
         pp = PostProcess(
@@ -62,34 +71,45 @@ def _brute_force(items, image_thresholds) -> np.ndarray:
             thresholds=(t,) * C,
             min_area=(a,) * C,
             image_threshold=None if s is None else (s,) * C,
+            class_threshold=None if k is None else (k,) * C,
         )
         total = np.zeros(C)
-        for _, probs, truth in items:
-            pred = torch.from_numpy(apply_postprocess(probs, pp, multilabel=True))
-            total = (
-                total + kaggle_dice_per_pair(pred[None], torch.from_numpy(truth)[None])[0].numpy()
-            )
-        table[:, ti, si, ai] = total / len(items)
+        for _, probs, truth, class_probs in items:
+            pred = apply_postprocess(probs, pp, multilabel=True, class_probs=class_probs)
+            pair = kaggle_dice_per_pair(torch.from_numpy(pred)[None], torch.from_numpy(truth)[None])
+            total = total + pair[0].numpy()
+        table[:, ti, si, ki, ai] = total / len(items)
     return table
 
 
-@pytest.mark.parametrize("image_thresholds", [None, IMAGE_THRESHOLDS])
-def test_matches_brute_force_search(image_thresholds) -> None:
+@pytest.mark.parametrize(
+    ("image_thresholds", "class_thresholds"),
+    [(None, None), (IMAGE_THRESHOLDS, None), (None, CLASS_THRESHOLDS)],
+)
+def test_matches_brute_force_search(image_thresholds, class_thresholds) -> None:
     items = _dataset()
     pp, report = tune_postprocess(
-        iter(items), THRESHOLDS, MIN_AREAS, image_thresholds=image_thresholds
+        iter(items),
+        THRESHOLDS,
+        MIN_AREAS,
+        image_thresholds=image_thresholds,
+        class_thresholds=class_thresholds,
     )
-    table = _brute_force(items, image_thresholds)
+    table = _brute_force(items, image_thresholds, class_thresholds)
     np.testing.assert_allclose(np.array(report["scores"]), table, rtol=0, atol=1e-12)
-    s_grid = report["grid"]["image_thresholds"]
+    s_grid, k_grid = report["grid"]["image_thresholds"], report["grid"]["class_thresholds"]
     for c in range(C):
-        t, s, a = np.unravel_index(int(np.argmax(table[c])), table[c].shape)
+        t, s, k, a = np.unravel_index(int(np.argmax(table[c])), table[c].shape)
         assert pp.thresholds[c] == THRESHOLDS[t]
         assert pp.min_area[c] == MIN_AREAS[a]
         if image_thresholds is None:
             assert pp.image_threshold is None
         else:
             assert pp.image_threshold[c] == s_grid[s]
+        if class_thresholds is None:
+            assert pp.class_threshold is None
+        else:
+            assert pp.class_threshold[c] == k_grid[k]
         assert report["classes"][c]["dice"] == pytest.approx(table[c].max(), abs=1e-12)
     assert report["score"] == pytest.approx(table.reshape(C, -1).max(axis=1).mean(), abs=1e-12)
     # The synthetic noise is built so that tuning beats a plain 0.5 threshold.
@@ -97,19 +117,36 @@ def test_matches_brute_force_search(image_thresholds) -> None:
     assert any(a > 0 for a in pp.min_area) and len(set(pp.thresholds)) > 1
     if image_thresholds is not None:
         assert any(s > 0 for s in pp.image_threshold)
+    if class_thresholds is not None:
+        assert any(k > 0 for k in pp.class_threshold)
+
+
+def test_class_rule_beats_pixel_rules_when_the_class_head_knows() -> None:
+    """A sure class head clears the false blobs no pixel rule can remove."""
+    items = _dataset(seed=2, n=12)
+    _, without = tune_postprocess(items, THRESHOLDS, MIN_AREAS)
+    _, with_class = tune_postprocess(items, THRESHOLDS, MIN_AREAS, class_thresholds=[0.45])
+    assert with_class["score"] > without["score"]
+    with pytest.raises(ValueError, match="class head probabilities"):
+        tune_postprocess([x[:3] for x in items], THRESHOLDS, MIN_AREAS, class_thresholds=[0.5])
 
 
 def test_tuned_parameters_reproduce_the_score_and_are_saved(tmp_path: Path) -> None:
     items = _dataset(seed=1)
     out = tmp_path / "pp.yaml"
     pp, report = tune_postprocess(
-        (x for x in items), THRESHOLDS, MIN_AREAS, image_thresholds=IMAGE_THRESHOLDS, output=out
+        (x for x in items),
+        THRESHOLDS,
+        MIN_AREAS,
+        image_thresholds=IMAGE_THRESHOLDS,
+        output=out,
+        class_thresholds=CLASS_THRESHOLDS,
     )
     assert load_postprocess(out, num_classes=C) == pp
     pred = torch.from_numpy(
-        np.stack([apply_postprocess(p, pp, multilabel=True) for _, p, _ in items])
+        np.stack([apply_postprocess(p, pp, multilabel=True, class_probs=k) for _, p, _, k in items])
     )
-    truth = torch.from_numpy(np.stack([t for _, _, t in items]))
+    truth = torch.from_numpy(np.stack([t for _, _, t, _ in items]))
     assert float(kaggle_dice_per_pair(pred, truth).mean()) == pytest.approx(report["score"])
 
 
@@ -132,7 +169,9 @@ def test_component_stats_and_area_filter_by_hand() -> None:
 
 def test_torch_inputs_and_errors() -> None:
     items = _dataset(n=2)
-    as_torch = [(n, torch.from_numpy(p), torch.from_numpy(t).to(torch.uint8)) for n, p, t in items]
+    as_torch = [
+        (n, torch.from_numpy(p), torch.from_numpy(t).to(torch.uint8)) for n, p, t, _ in items
+    ]
     pp_np, _ = tune_postprocess(items, THRESHOLDS, MIN_AREAS)
     pp_torch, _ = tune_postprocess(as_torch, THRESHOLDS, MIN_AREAS)
     assert pp_np == pp_torch
