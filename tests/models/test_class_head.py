@@ -84,3 +84,20 @@ def test_pooling_on_a_mask_head_is_refused(tmp_path):
     raw["heads"]["mask"]["pooling"] = "max"
     with pytest.raises(ConfigError, match="class heads only"):
         load_config(raw=raw)
+
+
+def test_softmax_mask_with_any_class_head_trains_and_predicts(tiny_config):
+    """Semantic masks + "holds any non-background class": trains, logs, predicts B×1."""
+    from podium.engine.fit import train
+    from podium.inference.loading import load_module
+    from podium.inference.pipeline import InferenceOptions, Predictor
+
+    tiny_config["heads"]["any"] = {"kind": "class", "classes": 1, "weight": 0.3}
+    tiny_config["trainer"]["max_epochs"] = 1
+    run_dir = train(load_config(raw=tiny_config))
+    history = (run_dir / "metrics.csv").read_text().splitlines()[0]
+    assert "val/any/auroc" in history and "train/any/bce" in history
+    _, module = load_module(run_dir / "checkpoints/last.ckpt")
+    out = Predictor([module], InferenceOptions(tta="d4"))(torch.zeros(3, 64, 64, dtype=torch.uint8))
+    assert out["any"].shape == (1,) and 0 <= float(out["any"]) <= 1
+    assert out["mask"].shape == (3, 64, 64)
