@@ -1,0 +1,28 @@
+"""Base classes of the config models: strict key sets, and named builder blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Named", "Strict"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Named(BaseModel):
+    """A `name` plus keyword arguments passed unrenamed to the named builder."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
