@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -74,7 +75,7 @@ def split(config: ConfigOpt, set_: SetOpt = None) -> None:
         path, folds, leaks = run_split(load_config(config, set_))
     except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
         _fail(error)
-    counts = sorted(__import__("collections").Counter(folds.values()).items())
+    counts = sorted(Counter(folds.values()).items())
     typer.echo(f"wrote {path}: " + ", ".join(f"fold {k}: {n} images" for k, n in counts))
     if leaks:
         typer.secho(
@@ -235,7 +236,9 @@ def evaluate(
         result = run_evaluation(cfg, predictor, out)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
         _fail(error)
-    if hasattr(result, "kaggle_dice"):
+    from podium.inference.evaluate_multilabel import MultilabelEvaluation
+
+    if isinstance(result, MultilabelEvaluation):
         _echo_multilabel(result, out)
         return
     for name, values in result.per_class.items():

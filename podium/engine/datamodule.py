@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 
 import lightning.pytorch as pl
 import numpy as np
@@ -31,7 +32,7 @@ def seed_worker(worker_id: int) -> None:
     transform = getattr(info.dataset, "transform", None) if info is not None else None
     if transform is not None and hasattr(transform, "set_random_state"):
         seed = torch.initial_seed() % 2**32
-        transform.set_random_state(np.random.default_rng(seed), __import__("random").Random(seed))
+        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
 
 
 class PodiumDataModule(pl.LightningDataModule):

@@ -67,6 +67,11 @@ class PodiumModule(pl.LightningModule):
         self.compile = compile
         self.compile_mode = compile_mode
         self._compiled: Any = None
+        # Class heads and the class count of the mask whose presence they learn (fixed per run).
+        mask_classes = next((t.spec.classes for t in tasks.values() if t.spec.kind == "mask"), 0)
+        self._presence_heads = [
+            (t.spec, mask_classes) for t in tasks.values() if t.spec.presence_of
+        ]
         # augmentation.device (podium.engine.device_augment.DeviceAugment), training only.
         self.device_augment = device_augment
 
@@ -103,12 +108,10 @@ class PodiumModule(pl.LightningModule):
 
         Class heads get their B×K presence targets from the mask, before it is cast.
         """
-        for task in self.tasks.values():
-            spec = task.spec
-            if spec.presence_of and spec.presence_of in batch:
-                mask_spec = next(t.spec for t in self.tasks.values() if t.spec.kind == "mask")
+        for spec, mask_classes in self._presence_heads:
+            if spec.presence_of in batch:
                 mask = batch[spec.presence_of]
-                batch[spec.target_key] = presence_from_mask(mask, mask_spec.classes, spec.classes)
+                batch[spec.target_key] = presence_from_mask(mask, mask_classes, spec.classes)
         for task in self.tasks.values():
             key = task.spec.target_key
             if key in batch and task.spec.mode == "multiclass":

@@ -21,7 +21,7 @@ from podium.inference.predict import inference_options
 from podium.io import atomic_write_text
 from podium.report.evaluation_plots import plot_best_worst, plot_confusion
 
-__all__ = ["EvaluationResult", "evaluate", "scores_from_confusion"]
+__all__ = ["EvaluationResult", "evaluate", "scores_from_confusion", "synced_clock"]
 
 
 @dataclass
@@ -79,9 +79,9 @@ def evaluate(
     model_seconds, device = 0.0, predictor.device
     for batch in tqdm(loader, desc="evaluate", unit="batch"):
         images = batch["image"].to(device)
-        start = _sync_time(device)
+        start = synced_clock(device)
         pred = predictor.batch(images)[head].argmax(1)
-        model_seconds += _sync_time(device) - start
+        model_seconds += synced_clock(device) - start
         target = batch[spec.target_key].to(device).long()
         confusion += multiclass_confusion_matrix(pred, target, classes, ignore_index=ignore).cpu()
         for i, name in enumerate(batch["name"]):
@@ -91,7 +91,7 @@ def evaluate(
     return result
 
 
-def _sync_time(device: torch.device) -> float:
+def synced_clock(device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()

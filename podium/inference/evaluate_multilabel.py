@@ -22,8 +22,8 @@ from tqdm import tqdm
 from podium.build import dataset_for
 from podium.config import Config
 from podium.inference.pipeline import Predictor
-from podium.inference.postprocess import PostProcess, apply_postprocess, load_postprocess
-from podium.inference.predict import check_class_rule
+from podium.inference.postprocess import PostProcess, load_postprocess
+from podium.inference.predict import check_class_rule, masks_from_probs
 from podium.io import atomic_write_text
 from podium.metrics.kaggle import kaggle_dice_per_pair
 from podium.report.evaluation_plots import plot_mask_rows
@@ -51,14 +51,10 @@ def flatten_multilabel(masks: np.ndarray) -> np.ndarray:
 
 
 def _binarize(probs: torch.Tensor, class_probs, pp: PostProcess | None) -> torch.Tensor:
-    """B×C×H×W probabilities (+ B×K class head) → B×C×H×W bool."""
-    if pp is None:
-        return (probs >= 0.5).cpu()
-    masks = [
-        apply_postprocess(p, pp, multilabel=True, class_probs=None if k is None else k)
-        for p, k in zip(probs, class_probs if class_probs is not None else [None] * len(probs))
-    ]
-    return torch.from_numpy(np.stack(masks))
+    """B×C×H×W probabilities (+ B×K class head) → B×C×H×W bool, exactly as predict writes."""
+    heads = [None] * len(probs) if class_probs is None else class_probs
+    masks = [masks_from_probs(p, "sigmoid", pp, k) for p, k in zip(probs, heads)]
+    return torch.from_numpy(np.stack(masks)).bool()
 
 
 def _count(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -100,7 +96,7 @@ def evaluate_multilabel(
     config: Config, predictor: Predictor, out_dir: Path, head: str
 ) -> MultilabelEvaluation:
     """Score the validation split; write metrics.json, per_class.csv and best_worst.png."""
-    from podium.inference.evaluate import _sync_time
+    from podium.inference.evaluate import synced_clock
 
     spec, class_head = predictor.specs[head], predictor.head_of_kind("class")
     source = config.inference.postprocess
@@ -113,9 +109,9 @@ def evaluate_multilabel(
     scored: list[tuple[float, int]] = []
     seconds = 0.0
     for batch in tqdm(loader, desc="evaluate", unit="batch"):
-        start = _sync_time(predictor.device)
+        start = synced_clock(predictor.device)
         outputs = predictor.batch(batch["image"])
-        seconds += _sync_time(predictor.device) - start
+        seconds += synced_clock(predictor.device) - start
         pred = _binarize(outputs[head].float(), outputs.get(class_head), pp)
         truth = batch[spec.target_key] == 1
         for key, value in _count(pred, truth).items():

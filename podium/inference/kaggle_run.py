@@ -26,14 +26,10 @@ from podium.inference.tune import (
 __all__ = ["folder_probabilities", "pseudo_label_folder", "tune_on_validation"]
 
 
-def _mask_head(predictor: Predictor) -> str:
-    return predictor.head_of_kind("mask")
-
-
 def _validation_items(config: Config, predictor: Predictor) -> Iterator[tuple]:
     """(name, C×H×W probabilities, C×H×W bool truth, class head probabilities or None) for each
     validation image, one at a time."""
-    head, class_head = _mask_head(predictor), predictor.head_of_kind("class")
+    head, class_head = predictor.head_of_kind("mask"), predictor.head_of_kind("class")
     key = predictor.specs[head].target_key
     dataset = dataset_for(config, "val", augment=False)
     for index in tqdm(range(len(dataset)), desc="tune: predict validation", unit="img"):
@@ -52,7 +48,7 @@ def tune_on_validation(
     image_rule: also search the max-probability image threshold. With a class head, its
     threshold is searched too (0 = rule off stays a candidate, so it is used only if it helps).
     """
-    spec = predictor.specs[_mask_head(predictor)]
+    spec = predictor.specs[predictor.head_of_kind("mask")]
     if spec.activation != "sigmoid":
         raise ValueError(
             "podium tune searches per-class thresholds of a sigmoid (multi-label) "
@@ -90,7 +86,7 @@ def pseudo_label_folder(
     min_confident_share: float = 0.99,
 ) -> tuple[int, int, list[str]]:
     """Confident predictions on unlabelled images → Kaggle RLE CSV (kept, seen, skipped)."""
-    head, skipped, counts = _mask_head(predictor), [], {"kept": 0, "seen": 0}
+    head, skipped, counts = predictor.head_of_kind("mask"), [], {"kept": 0, "seen": 0}
 
     def rows():
         for path, _, probs in folder_probabilities(config, predictor, input_dir, skipped):

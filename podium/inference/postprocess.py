@@ -36,6 +36,7 @@ __all__ = [
     "PostProcessError",
     "apply_postprocess",
     "binarize",
+    "broadcast_class_probs",
     "class_probabilities",
     "fill_invalid",
     "load_postprocess",
@@ -193,14 +194,25 @@ def _labels(masks: np.ndarray, background: int) -> np.ndarray:
     return labels.astype(np.uint8)
 
 
+def broadcast_class_probs(class_probs: torch.Tensor | np.ndarray, num_classes: int) -> np.ndarray:
+    """A class head's (K,) or (1,) probabilities → (num_classes,) float32; one "has defect"
+    probability serves every class. PostProcessError for any other size."""
+    if isinstance(class_probs, torch.Tensor):
+        class_probs = class_probs.detach().float().cpu().numpy()
+    values = np.asarray(class_probs, dtype=np.float32).reshape(-1)
+    if values.size not in (1, num_classes):
+        raise PostProcessError(
+            f"the class head has {values.size} outputs; key 'class_threshold' needs 1 or "
+            f"{num_classes}"
+        )
+    return np.broadcast_to(values, (num_classes,))
+
+
 def class_probabilities(
     class_probs: torch.Tensor | np.ndarray | None, pp: PostProcess
 ) -> np.ndarray | None:
-    """A class head's (K,) or (1,) probabilities → (num_classes,) float32, or None if unused.
-
-    One "has defect" probability serves every class; PostProcessError when the rule is set
-    but the model has no class head.
-    """
+    """broadcast_class_probs when pp has a class rule, else None; PostProcessError when the
+    rule is set but the model has no class head."""
     if pp.class_threshold is None:
         return None
     if class_probs is None:
@@ -208,15 +220,7 @@ def class_probabilities(
             "key 'class_threshold' needs a model with a class head; remove the key or "
             "predict with a checkpoint that has one"
         )
-    if isinstance(class_probs, torch.Tensor):
-        class_probs = class_probs.detach().float().cpu().numpy()
-    values = np.asarray(class_probs, dtype=np.float32).reshape(-1)
-    if values.size not in (1, pp.num_classes):
-        raise PostProcessError(
-            f"the class head has {values.size} outputs; key 'class_threshold' needs 1 or "
-            f"{pp.num_classes}"
-        )
-    return np.broadcast_to(values, (pp.num_classes,))
+    return broadcast_class_probs(class_probs, pp.num_classes)
 
 
 def _cleared_by_image_rules(

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import torch
 
-from podium.inference.postprocess import PostProcess, save_postprocess
+from podium.inference.postprocess import PostProcess, broadcast_class_probs, save_postprocess
 
 __all__ = [
     "DEFAULT_CLASS_THRESHOLDS",
@@ -194,17 +194,11 @@ def _result(
     return pp, report
 
 
-def _class_probs(item: tuple, name: str, n_classes: int) -> np.ndarray:
+def _class_probs(item: tuple, n_classes: int) -> np.ndarray:
     """(C,) float32 class head probabilities of an item; ones (never clear) without a head."""
     if len(item) < 4 or item[3] is None:
         return np.ones(n_classes, dtype=np.float32)
-    values = item[3]
-    if isinstance(values, torch.Tensor):
-        values = values.detach().float().cpu().numpy()
-    values = np.asarray(values, dtype=np.float32).reshape(-1)
-    if values.size not in (1, n_classes):
-        raise ValueError(f"image {name!r}: {values.size} class probabilities for {n_classes}")
-    return np.broadcast_to(values, (n_classes,))
+    return broadcast_class_probs(item[3], n_classes)
 
 
 def _grids(thresholds, min_areas, image_thresholds, class_thresholds) -> tuple:
@@ -254,7 +248,7 @@ def tune_postprocess(
             raise ValueError(f"image {name!r} has {p.shape[0]} classes, others {total.shape[0]}")
         if searched[1] and (len(item) < 4 or item[3] is None):
             raise ValueError(f"image {name!r}: class_thresholds need class head probabilities")
-        scores, baseline = _image_scores(p, g, _class_probs(item, name, p.shape[0]), grids)
+        scores, baseline = _image_scores(p, g, _class_probs(item, p.shape[0]), grids)
         # Summed image by image, in order: the same float64 sums a per-pair reference gives.
         total = scores if total is None else total + scores
         base_total = baseline if base_total is None else base_total + baseline

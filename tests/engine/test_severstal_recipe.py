@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 from typer.testing import CliRunner
 
 from podium.cli import app
@@ -44,8 +47,6 @@ def severstal(tmp_path_factory):
 
 
 def _run_dir(output: str) -> Path:
-    import re
-
     return Path(re.findall(r"run folder: (\S+)", output)[-1])
 
 
@@ -74,8 +75,8 @@ def test_train_tune_predict_submission_roundtrip(severstal, trained, tmp_path):
     report = tmp_path / "evaluation"
     _run("evaluate", "--ckpt", str(best), "-c", str(config), "--postprocess", str(pp),
          "--output", str(report))  # fmt: skip
-    metrics = __import__("json").loads((report / "metrics.json").read_text())
-    tuned_score = float(__import__("re").search(r"Kaggle Dice (\d\.\d+)", tuned).group(1))
+    metrics = json.loads((report / "metrics.json").read_text())
+    tuned_score = float(re.search(r"Kaggle Dice (\d\.\d+)", tuned).group(1))
     assert round(metrics["kaggle_dice"], 4) == tuned_score
     assert (report / "per_class.csv").read_text().startswith("class,kaggle_dice,dice,iou")
     assert (report / "best_worst.png").stat().st_size > 0
@@ -116,11 +117,7 @@ def test_train_tune_predict_submission_roundtrip(severstal, trained, tmp_path):
         in_memory.append(
             np.stack(
                 [
-                    np.asarray(
-                        __import__("PIL.Image").Image.open(
-                            tmp_path / "pred/masks" / f"{stem}_class{c + 1}.png"
-                        )
-                    )
+                    np.asarray(Image.open(tmp_path / "pred/masks" / f"{stem}_class{c + 1}.png"))
                     for c in range(4)
                 ]
             )
