@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 
+import cv2
 import lightning.pytorch as pl
 import numpy as np
 import torch
@@ -22,11 +23,16 @@ def resolve_workers(num_workers: int | str) -> int:
 
 
 def seed_worker(worker_id: int) -> None:
-    """Lightning's per-worker seeding, plus albumentations' own generators.
+    """Lightning's per-worker seeding, albumentations' own generators, one OpenCV thread.
 
     albumentations 2.x keeps private RNGs in each Compose, copied into every worker as they
     are, so without this all workers would apply the same augmentations in lockstep.
+
+    The workers already use every core, one process each; OpenCV's own pool would add up to
+    `cores` threads per worker (15 × 16 on the H100 box), which then fight over the cores the
+    main process needs to launch GPU work. torch already sets its own threads to 1 in workers.
     """
+    cv2.setNumThreads(0)  # 0: run OpenCV functions sequentially (no pool) in this process
     pl_worker_init_function(worker_id)
     info = get_worker_info()
     transform = getattr(info.dataset, "transform", None) if info is not None else None

@@ -38,6 +38,25 @@ def test_seed_worker_decorrelates_workers():
     assert 10 < sum(draws) < 54  # still a fair coin
 
 
+class _CvThreadsProbe(Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> int:
+        import cv2
+
+        return cv2.getNumThreads()
+
+
+def test_seed_worker_runs_opencv_single_threaded_in_workers_only():
+    import cv2
+
+    before = cv2.getNumThreads()
+    loader = DataLoader(_CvThreadsProbe(), batch_size=1, num_workers=1, worker_init_fn=seed_worker)
+    assert [int(v) for v in loader] == [1, 1]
+    assert cv2.getNumThreads() == before  # the main process keeps its pool (cache fill, TTA)
+
+
 def test_auto_workers_leave_a_core_for_the_main_process(monkeypatch):
     import os
 
