@@ -293,11 +293,11 @@ class AugmentationConfig(Strict):
         train_tiles are square; sizes known only at run time are checked on every batch.
         """
         if self.device:
-            from podium.data.transforms import build_transform, fixed_output_size
+            from podium.data.transforms import build_transform, possible_output_sizes
             from podium.engine.device_augment import build_device_ops, check_square_crops
 
             ops = build_device_ops([(op.name, op.kwargs) for op in self.device])
-            check_square_crops(ops, fixed_output_size(build_transform(self.train)))
+            check_square_crops(ops, possible_output_sizes(build_transform(self.train)))
         return self
 
 

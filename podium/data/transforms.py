@@ -9,7 +9,7 @@ from albumentations.core.serialization import SERIALIZABLE_REGISTRY
 
 from podium.config_checks import near
 
-__all__ = ["build_transform", "fixed_output_size"]
+__all__ = ["build_transform", "possible_output_sizes"]
 
 # Done on the device by the engine; in workers they would ship 4x more bytes as float32.
 _DEVICE_SIDE = {"Normalize", "ToTensorV2", "ToFloat"}
@@ -54,22 +54,44 @@ def _check_names(node: dict[str, Any]) -> None:
         _check_names(child)
 
 
-def fixed_output_size(pipeline: A.BasicTransform | None) -> tuple[int, int] | None:
-    """(H, W) set by the pipeline's last crop/resize to a fixed size, else None (not known).
+def possible_output_sizes(pipeline: A.BasicTransform | None) -> set[tuple[int, int]]:
+    """Every fixed (H, W) the pipeline's output may have; sizes left to the input are not listed.
 
-    Depth-first, so the last of a OneOf's crops counts; transforms with `height`/`width`
-    (RandomCrop, CenterCrop, Resize, CropNonEmptyMaskIfExists, ...) or `size`
-    (RandomResizedCrop, RandomSizedCrop) fix the size.
+    Transforms with `height`/`width` (RandomCrop, CenterCrop, Resize, CropNonEmptyMaskIfExists,
+    ...) or `size` (RandomResizedCrop, RandomSizedCrop) fix a size. In a sequence, a step that
+    always ends at a fixed size replaces the sizes before it; a step that may not run (p < 1)
+    or may leave the size alone adds its sizes to them. OneOf/SomeOf: any child's sizes.
     """
-    if pipeline is None:
-        return None
-    found = None
-    for child in getattr(pipeline, "transforms", []):
-        found = fixed_output_size(child) or found
-    size = getattr(pipeline, "size", None)
+    sizes, _ = _output_sizes(pipeline)
+    return sizes
+
+
+def _output_sizes(node: A.BasicTransform | None) -> tuple[set[tuple[int, int]], bool]:
+    """(fixed sizes the node may produce, whether it always produces one of them)."""
+    if node is None:
+        return set(), False
+    always = getattr(node, "p", 1.0) >= 1.0
+    own = _own_size(node)
+    if own is not None:
+        return {own}, always
+    children = [_output_sizes(child) for child in getattr(node, "transforms", [])]
+    if isinstance(node, (A.OneOf, A.SomeOf)):
+        # SomeOf may apply several children in order: any of them may end last.
+        sizes = set().union(*(c[0] for c in children)) if children else set()
+        certain = isinstance(node, A.OneOf) and bool(children) and all(c[1] for c in children)
+        return sizes, always and certain
+    sizes, certain = set(), False
+    for child_sizes, child_certain in children:  # a sequence: Compose, Sequential
+        sizes = set(child_sizes) if child_certain else sizes | child_sizes
+        certain = certain or child_certain
+    return sizes, always and certain
+
+
+def _own_size(node: A.BasicTransform) -> tuple[int, int] | None:
+    size = getattr(node, "size", None)
     if isinstance(size, (tuple, list)) and len(size) == 2:
         return int(size[0]), int(size[1])
-    height, width = getattr(pipeline, "height", None), getattr(pipeline, "width", None)
+    height, width = getattr(node, "height", None), getattr(node, "width", None)
     if isinstance(height, int) and isinstance(width, int):
         return height, width
-    return found
+    return None

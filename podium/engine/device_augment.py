@@ -274,17 +274,20 @@ def build_device_ops(specs: Sequence[tuple[str, dict[str, Any]]]) -> list:
     return ops
 
 
-def check_square_crops(ops: Sequence, crop: tuple[int, int] | None) -> None:
-    """Refuse H×W-swapping ops when the train pipeline crops to a non-square (H, W).
+def check_square_crops(ops: Sequence, crops: set[tuple[int, int]]) -> None:
+    """Refuse H×W-swapping ops when the train pipeline may crop to a non-square (H, W).
 
-    crop: the size augmentation.train fixes, or None (checked on every batch instead).
+    crops: the sizes augmentation.train may end at (sizes left to the input are checked on
+    every batch instead).
     """
     swapping = [op.name for op in ops if getattr(op, "swaps_hw", False)]
-    if swapping and crop is not None and crop[0] != crop[1]:
+    oblong = sorted((h, w) for h, w in crops if h != w)
+    if swapping and oblong:
+        shown = ", ".join(f"{h}×{w}" for h, w in oblong)
         raise ValueError(
             f"augmentation.device: {', '.join(swapping)} can turn H×W into W×H, so the "
-            f"training crops must be square, but augmentation.train crops to "
-            f"{crop[0]}×{crop[1]}; crop to a square or use hflip/vflip only"
+            f"training crops must be square, but augmentation.train may crop to "
+            f"{shown}; crop to a square or use hflip/vflip only"
         )
 
 

@@ -187,10 +187,25 @@ def test_config_rejects_unknown_names_and_arguments(tiny_config):
 
 def test_config_rejects_rot90_on_non_square_crops(tiny_config):
     crop = [{"__class_fullname__": "RandomCrop", "height": 32, "width": 48, "p": 1.0}]
-    with pytest.raises(ConfigError, match=r"rot90 can turn H×W into W×H.*32×48"):
+    with pytest.raises(ConfigError, match=r"rot90 can turn H×W into W×H.*may crop to 32×48"):
         _config(tiny_config, [{"name": "rot90"}], crop)
     # Flips keep the shape; a square crop is fine for rotations.
     assert _config(tiny_config, ["hflip", "vflip"], crop).augmentation.device[1].name == "vflip"
     square = [{"__class_fullname__": "RandomCrop", "height": 32, "width": 32, "p": 1.0}]
     config = _config(tiny_config, ["d4", {"name": "gaussian_noise", "p": 0.3}], square)
     assert config.augmentation.device[1].kwargs == {"p": 0.3}
+
+
+def _crop(height: int, width: int, p: float = 1.0) -> dict:
+    return {"__class_fullname__": "RandomCrop", "height": height, "width": width, "p": p}
+
+
+def test_config_rejects_rot90_when_any_branch_may_end_non_square(tiny_config):
+    one_of = {"__class_fullname__": "OneOf", "transforms": [_crop(32, 48), _crop(32, 32)], "p": 1}
+    with pytest.raises(ConfigError, match=r"may crop to 32×48"):
+        _config(tiny_config, ["d4"], [one_of])
+    # A square crop that may not run leaves the earlier oblong crop as a possible output.
+    with pytest.raises(ConfigError, match=r"may crop to 40×48"):
+        _config(tiny_config, ["transpose"], [_crop(40, 48), _crop(32, 32, p=0.5)])
+    # One that always runs replaces it.
+    assert _config(tiny_config, ["rot90"], [_crop(40, 48), _crop(32, 32)]).augmentation.device
