@@ -13,7 +13,8 @@ All three in one run on the current machine, same model, same files, same augmen
                 the workers (float32 over IPC), then the same model, bf16, channels_last, compile
 
 Prints img/s and the ratios of each (2) row to (1) and (3), plus loader-alone rates and peak
-GPU memory.
+GPU memory. Then a breakdown (train_breakdown.py): podium's step alone on a replayed batch, the
+loader's cost per image by stage, the cores it needs, and which side bounds (2).
 
   python benchmarks/bench_train.py                       # H100 setting of issue 6
   python benchmarks/bench_train.py --device cpu --size 64 --batch 4 --images 16 --steps 3
@@ -33,10 +34,12 @@ import lightning.pytorch as pl
 import torch
 from albumentations.pytorch import ToTensorV2
 from torch.utils.data import DataLoader, Dataset
+from train_breakdown import loader_costs, print_breakdown, step_alone
 
 from podium.build import build_datamodule, build_module
 from podium.config import load_config
 from podium.data.synthetic import make_folder_dataset
+from podium.engine.datamodule import resolve_workers
 
 AUGMENT = [
     {"__class_fullname__": "RandomRotate90", "p": 0.5},
@@ -320,6 +323,18 @@ def main() -> None:
     theirs, theirs_loader = hand_written(args, data, factory, compile_)
     rows.append(("(3) hand-written baseline", theirs, theirs_loader))
     report(args, rows, podium_rows, best_ceiling, theirs)
+    breakdown(args, data, compile_, podium_rows[0])
+
+
+def breakdown(args, data: Path, compile_: bool, default_row) -> None:
+    """What bounds (2): podium's step alone, and the loader's per-image cost by stage."""
+    config = load_config(raw=config_dict(args, data, compile_))
+    timer = _StepTimer(args.device, args.warmup, args.warmup + args.steps)
+    step_rate = step_alone(args, config, timer)
+    costs = loader_costs(config, images=min(args.images, 64))
+    workers = resolve_workers(args.workers if args.workers is not None else "auto")
+    _, end_to_end, loader_rate = default_row
+    print_breakdown(costs, step_rate, end_to_end, loader_rate, workers)
 
 
 PODIUM_ROWS = [  # (row name, data.cache ram, augmentation.device)

@@ -3,6 +3,7 @@ demo data, and the training benchmark at CPU scale (no timing assertions)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,8 @@ def test_training_benchmark_runs_at_cpu_scale(tmp_path):
         assert row in result.stdout
     assert "ratio (2b)/(3) hand-written" in result.stdout
     assert "ratio (2b)/(2) podium default" in result.stdout
+    # The breakdown: podium's step alone on a replayed batch, per-stage loader costs, a verdict.
+    assert "podium step alone (replayed batch)" in result.stdout
+    for stage in ("decode", "augment", "item", "collate"):
+        assert re.search(rf"^  {stage} +\d+\.\d+ ms$", result.stdout, re.M), stage
+    assert re.search(r"^bound: the (data path|training step) ", result.stdout, re.M)
