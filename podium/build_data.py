@@ -9,7 +9,6 @@ import functools
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from podium.config import (
     AeroscapesData,
@@ -21,6 +20,7 @@ from podium.config import (
 from podium.data.dataset import SegmentationDataset
 from podium.data.formats import Sample, aeroscapes_samples, folder_samples
 from podium.data.images import read_mask
+from podium.data.sample_keys import KeyedConcatDataset
 from podium.data.transforms import build_transform
 from podium.engine.datamodule import PodiumDataModule
 
@@ -158,8 +158,11 @@ def _rle_dataset(config: Config, split: str, transform, samples: list[Sample]):
     return PseudoMix(labelled, pseudo)
 
 
-class PseudoMix(torch.utils.data.ConcatDataset):
-    """Labelled then pseudo-labelled items; the batch sampler fixes their mix per batch."""
+class PseudoMix(KeyedConcatDataset):
+    """Labelled then pseudo-labelled items; the batch sampler fixes their mix per batch.
+
+    Its (index, seed) keys reach the part holding the item (podium.data.sample_keys).
+    """
 
     def __init__(self, labelled, pseudo) -> None:
         super().__init__([labelled, pseudo])
@@ -219,6 +222,7 @@ def build_datamodule(config: Config, samples=None) -> PodiumDataModule:
         num_workers=data.num_workers,
         sampler=_train_sampler(config, train_set),
         batch_sampler=_pseudo_batch_sampler(config, train_set),
+        seed=config.seed,
     )
 
 

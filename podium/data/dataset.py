@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from podium.data.formats import Sample
 from podium.data.images import check_mask_size, read_image
+from podium.data.sample_keys import SampleKey, seed_transform
 
 if TYPE_CHECKING:
     from podium.data.cache import DecodedCache
@@ -35,6 +36,9 @@ class SegmentationDataset(Dataset):
 
     Images and masks stay small integers so workers ship 4-8× fewer bytes than float32/int64;
     normalization and the cast to int64 happen on the device (PodiumModule).
+
+    Items are indexed by an int or, from the training samplers, an (index, seed) key that
+    reseeds the transform first (podium.data.sample_keys).
     """
 
     def __init__(
@@ -66,7 +70,8 @@ class SegmentationDataset(Dataset):
         mask = check_mask_size(self.read_mask(sample.mask), image, sample.mask, sample.image)
         return image, mask
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: SampleKey) -> dict:
+        index = seed_transform(self.transform, key)
         sample = self.samples[index]
         image, mask = self._decoded(index)
         if self.transform is not None:

@@ -4,11 +4,14 @@ that turns an ensemble's probabilities into a pseudo mask (or drops the image).
 The sampler follows the Severstal seed (khornlund's fixed-proportion BatchSampler): each batch
 holds the same number of pseudo-labelled items (12 % of the batch there), and per epoch only a
 random share of the pseudo pool (~60 %) is eligible, so pseudo labels regularise without
-swamping the real ones. Use it over ConcatDataset([labeled, pseudo]): indices >= n_labeled are
-pseudo items.
+swamping the real ones. Use it over KeyedConcatDataset([labeled, pseudo]): indices >= n_labeled
+are pseudo items.
 
     sampler = PseudoLabelBatchSampler(len(labeled), len(pseudo), batch_size=24)
-    loader = DataLoader(ConcatDataset([labeled, pseudo]), batch_sampler=sampler, ...)
+    loader = DataLoader(KeyedConcatDataset([labeled, pseudo]), batch_sampler=sampler, ...)
+
+Batches hold (index, seed) keys (podium.data.sample_keys), which torch's plain ConcatDataset
+cannot take; KeyedConcatDataset passes (local index, seed) on to the part.
 
 Under DDP pass num_replicas / rank and turn Lightning's sampler injection off
 (Trainer(use_distributed_sampler=False)): this sampler already gives each rank its own batches.
@@ -22,6 +25,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from torch.utils.data import Sampler
+
+from podium.data.sample_keys import keyed
 
 __all__ = ["PseudoLabelBatchSampler", "pseudo_label_masks"]
 
@@ -49,8 +54,8 @@ def _pseudo_per_batch(batch_size: int, fraction: float) -> int:
     return k
 
 
-class PseudoLabelBatchSampler(Sampler[list[int]]):
-    """Yields index batches over ConcatDataset([labeled, pseudo]) with a fixed pseudo count.
+class PseudoLabelBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Yields key batches over KeyedConcatDataset([labeled, pseudo]) with a fixed pseudo count.
 
     Per epoch: labeled items are shuffled and each used once (batch_size - k per batch; the
     remainder is dropped with drop_last, else a smaller last batch); a random
@@ -58,7 +63,13 @@ class PseudoLabelBatchSampler(Sampler[list[int]]):
     per batch. Shuffles depend on (seed, epoch) only, so every rank builds the same global batch
     list and takes batches rank, rank + num_replicas, ...; all ranks get len(self) batches
     (drop_last drops the uneven tail, otherwise the first batches are repeated to pad).
+
+    Each item is an (index, seed) key; the seeds too come from (seed, epoch), by position in
+    that global (padded) list, so an item's augmentation depends on its place in the epoch
+    only, not on the rank that takes it nor the worker that loads it.
     """
+
+    seeded_keys = True
 
     def __init__(
         self,
@@ -141,12 +152,14 @@ class PseudoLabelBatchSampler(Sampler[list[int]]):
             for b in range(total)
         ]
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         batches = self.epoch_batches()
         count = len(self)
         if count * self.num_replicas > len(batches):  # not drop_last: pad from the start
             batches = (batches * self.num_replicas)[: count * self.num_replicas]
-        yield from batches[self.rank : count * self.num_replicas : self.num_replicas]
+        keys = iter(keyed([i for batch in batches for i in batch], self.seed, self.epoch))
+        keyed_batches = [[next(keys) for _ in batch] for batch in batches]
+        yield from keyed_batches[self.rank : count * self.num_replicas : self.num_replicas]
 
 
 def _as_numpy(probs: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from podium.data.errors import DataError
 from podium.data.images import IMAGE_EXTENSIONS, read_image
 from podium.data.rle import RLEError
 from podium.data.rle_csv import RLECSVError, decode_image_masks, read_rle_csv
+from podium.data.sample_keys import SampleKey, seed_transform
 
 if TYPE_CHECKING:
     from podium.data.cache import DecodedCache
@@ -135,7 +136,9 @@ class RleCsvDataset(Dataset):
             where = f"labels {self.source}" if self.source else "labels"
             raise DataError(f"{where}: {err} (image {self.paths[index]})") from err
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: SampleKey) -> dict:
+        """An int or an (index, seed) key that reseeds the transform (podium.data.sample_keys)."""
+        index = seed_transform(self.transform, key)
         if self.cache is not None:
             image = self.cache.image(index)  # H×W×channels
         else:

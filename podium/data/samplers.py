@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from torch.utils.data import WeightedRandomSampler
 
-__all__ = ["class_balanced_sampler", "class_balanced_weights"]
+from podium.data.sample_keys import keyed
+
+__all__ = ["ClassBalancedSampler", "class_balanced_sampler", "class_balanced_weights"]
 
 
 def class_balanced_weights(presence: np.ndarray, power: float = 1.0) -> np.ndarray:
@@ -27,15 +31,33 @@ def class_balanced_weights(presence: np.ndarray, power: float = 1.0) -> np.ndarr
     return np.where(has_class, weights, floor)
 
 
+class ClassBalancedSampler(WeightedRandomSampler):
+    """With-replacement draws by weight, as (index, seed) keys; a function of (seed, epoch).
+
+    The draws come from a generator seeded by (seed, epoch) at the start of each iteration, so
+    an epoch's draws are the same after a resume and differ from epoch to epoch (Lightning
+    calls `set_epoch`). See podium.data.sample_keys for the seeds.
+    """
+
+    seeded_keys = True
+
+    def __init__(self, weights: np.ndarray, num_samples: int, seed: int = 0) -> None:
+        super().__init__(torch.as_tensor(weights, dtype=torch.double), num_samples, True)
+        self.seed, self.epoch = int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        weights = self.weights.numpy()
+        rng = np.random.default_rng([self.seed, self.epoch])
+        draws = rng.choice(len(weights), size=self.num_samples, p=weights / weights.sum())
+        yield from keyed(draws, self.seed, self.epoch)
+
+
 def class_balanced_sampler(
     presence: np.ndarray, power: float = 1.0, seed: int = 0, num_samples: int | None = None
-) -> WeightedRandomSampler:
+) -> ClassBalancedSampler:
     """A with-replacement sampler over the N images (num_samples defaults to N), seeded."""
     weights = class_balanced_weights(presence, power)
-    generator = torch.Generator().manual_seed(seed)
-    return WeightedRandomSampler(
-        torch.as_tensor(weights, dtype=torch.double),
-        num_samples=len(weights) if num_samples is None else num_samples,
-        replacement=True,
-        generator=generator,
-    )
+    return ClassBalancedSampler(weights, len(weights) if num_samples is None else num_samples, seed)

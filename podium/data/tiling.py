@@ -24,6 +24,7 @@ from podium.data.dataset import compact_mask
 from podium.data.errors import DataError
 from podium.data.formats import Sample
 from podium.data.images import check_mask_size, read_image
+from podium.data.sample_keys import SampleKey, seed_transform
 
 if TYPE_CHECKING:
     from podium.data.cache import DecodedCache
@@ -215,8 +216,9 @@ class TiledDataset(Dataset):
             )
         return len(self.index)
 
-    def __getitem__(self, index: int) -> dict:
-        window = self.index[index]
+    def __getitem__(self, key: SampleKey) -> dict:
+        """An int or an (index, seed) key that reseeds the transform (podium.data.sample_keys)."""
+        window = self.index[seed_transform(self.transform, key)]
         sample = self.samples[window.sample]
         image, mask = rescale(*self._read(window.sample), window.scale)
         tile = self.index.tile

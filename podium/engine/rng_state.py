@@ -2,18 +2,24 @@
 
 What decides the rest of a run after a checkpoint, besides weights and optimizer:
 
-* the torch CPU RNG: each DataLoader iterator draws its base seed from it (worker seeds derive
-  from that) and the default RandomSampler draws the epoch's shuffle seed from it;
-* the torch CUDA RNGs (dropout and other random ops on the GPU), Python `random`, NumPy's
-  global RNG (user code and some augmentations);
-* the training augmentation's own generators when it runs in the main process (num_workers 0):
-  albumentations 2.x keeps private RNGs in each Compose and transform;
-* a sampler's own torch.Generator (the class-balanced sampler is seeded once at build time).
+* the training data order and augmentation: podium's training samplers (podium.data.sample_keys)
+  derive both from (config seed, epoch) alone and hand each item an (index, seed) key that
+  reseeds the augmentation just before it runs, in whichever process. Nothing of theirs is
+  saved here; only the epoch a resume starts at, which PodiumDataModule keeps in its own
+  checkpoint state. A resume is then exact with any num_workers, persistent workers included;
+* the torch CUDA and CPU RNGs (dropout and other random ops), Python `random`, NumPy's global
+  RNG (user code). podium's DataLoaders draw their workers' base seeds from a generator of
+  their own, so creating an iterator (once per run with persistent workers, hence once more
+  in a resumed run) does not move the torch RNG;
+* only for a DataModule given a sampler of plain indices: the training augmentation's own
+  generators when it runs in the main process (num_workers 0), since albumentations 2.x keeps
+  private RNGs in each Compose and transform, and a sampler's own torch.Generator (e.g. a
+  WeightedRandomSampler seeded once at build time). Workers' generators live in the worker
+  processes, where no checkpoint sees them: such a run resumes exactly only with num_workers 0.
 
-With num_workers > 0 the workers' RNGs live in the worker processes: their seeds derive from
-the base seed each DataLoader iterator draws from the torch RNG, so restoring that RNG makes
-them repeat, provided the workers are created afresh each epoch (persistent workers carry
-their streams across epochs where no checkpoint can see them).
+The keys reseed the albumentations pipeline only: random draws in workers outside it (a custom
+dataset or transform using NumPy's or Python's global RNG) still carry over from epoch to
+epoch in persistent workers, unseen by any checkpoint.
 
 Callback states are restored by Lightning after `seed_everything` and the `setup` hooks and
 before the fit loop creates the epoch's DataLoader iterator, so restoring in `load_state_dict`
@@ -127,6 +133,8 @@ class RngState(pl.Callback):
             return
         datamodule = getattr(trainer, "datamodule", None)
         transform = getattr(getattr(datamodule, "train_set", None), "transform", None)
+        if getattr(datamodule, "seeded_keys", False):
+            transform = None  # reseeded per item from the sampler's keys: nothing to carry over
         self._transform = transform if _transform_rngs(transform) else None
         self._generators = {}
         for name in ("sampler", "batch_sampler"):

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
-from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
 from podium.data.pseudo_sampler import PseudoLabelBatchSampler, pseudo_label_masks
+from podium.data.sample_keys import KeyedConcatDataset, split_key
 
 N_LAB, N_PSEUDO, BATCH = 880, 100, 25  # 25 * 0.12 = 3 pseudo + 22 labeled → 40 batches
 
@@ -19,8 +20,24 @@ def _sampler(**kw) -> PseudoLabelBatchSampler:
     )
 
 
-def _split(batch: list[int], n_labeled: int = N_LAB) -> tuple[list[int], list[int]]:
-    return [i for i in batch if i < n_labeled], [i for i in batch if i >= n_labeled]
+def _split(batch: list[tuple[int, int]], n_labeled: int = N_LAB) -> tuple[list[int], list[int]]:
+    """The batch's (labeled, pseudo) indices, its keys' seeds left out."""
+    indices = [i for i, _ in batch]
+    return [i for i in indices if i < n_labeled], [i for i in indices if i >= n_labeled]
+
+
+class _Keys(Dataset):
+    """Item = (first + index, seed) for an (index, seed) key: what reached the part."""
+
+    def __init__(self, first: int, length: int) -> None:
+        self.first, self.length = first, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, key):
+        index, seed = split_key(key)
+        return torch.tensor([self.first + index, seed])
 
 
 # --- batch composition -------------------------------------------------------------------------
@@ -93,14 +110,15 @@ def test_shuffle_is_deterministic_per_epoch() -> None:
 
 def test_lightning_reaches_set_epoch_through_the_dataloader() -> None:
     sampler = _sampler()
-    labeled = TensorDataset(torch.arange(N_LAB))
-    pseudo = TensorDataset(torch.arange(N_LAB, N_LAB + N_PSEUDO))
-    loader = DataLoader(ConcatDataset([labeled, pseudo]), batch_sampler=sampler)
+    dataset = KeyedConcatDataset([_Keys(0, N_LAB), _Keys(N_LAB, N_PSEUDO)])
+    loader = DataLoader(dataset, batch_sampler=sampler)
     _set_sampler_epoch(loader, 7)  # what Lightning's fit loop calls at each epoch start
     assert sampler.epoch == 7
-    batches = [b[0] for b in loader]
+    batches = list(loader)
     assert len(batches) == len(loader) == 40
-    assert all(int((b >= N_LAB).sum()) == 3 for b in batches)
+    assert all(int((b[:, 0] >= N_LAB).sum()) == 3 for b in batches)
+    # Each part received its own item under the sampler's seed.
+    assert [b.tolist() for b in batches] == [[list(k) for k in keys] for keys in sampler]
 
 
 @pytest.mark.parametrize("drop_last", [True, False])
@@ -167,3 +185,17 @@ def test_pseudo_label_rule_checks_inputs() -> None:
         pseudo_label_masks(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="confidence"):
         pseudo_label_masks(np.zeros((1, 2, 2)), confidence=0.3)
+
+
+def test_keys_carry_per_position_seeds_fixed_by_seed_and_epoch() -> None:
+    from podium.data.sample_keys import sample_seeds
+
+    a, b = _sampler(seed=3), _sampler(seed=3)
+    for _ in a:  # an earlier pass changes nothing
+        pass
+    first = [k for batch in a for k in batch]
+    assert first == [k for batch in b for k in batch]
+    assert [s for _, s in first] == sample_seeds(3, 0, len(first))
+    a.set_epoch(1)
+    second = [k for batch in a for k in batch]
+    assert {s for _, s in second}.isdisjoint(s for _, s in first)

@@ -29,7 +29,9 @@ def test_weights_by_hand() -> None:
 
 
 def test_rare_class_images_are_drawn_more_often() -> None:
-    draws = np.array(list(class_balanced_sampler(_presence(), seed=0, num_samples=20_000)))
+    draws = np.array(
+        [i for i, _ in class_balanced_sampler(_presence(), seed=0, num_samples=20_000)]
+    )
     counts = np.bincount(draws, minlength=100)
     per_image_rare, per_image_common = counts[:10].mean(), counts[40:95].mean()
     assert per_image_rare > 5 * per_image_common  # expected ratio 10 / 1.05 ≈ 9.5
@@ -48,3 +50,23 @@ def test_no_class_anywhere_is_uniform_and_bad_shapes_raise() -> None:
     np.testing.assert_allclose(class_balanced_weights(np.zeros((4, 2), dtype=bool)), 1.0)
     with pytest.raises(ValueError, match="N×C"):
         class_balanced_weights(np.zeros(4, dtype=bool))
+
+
+def test_draws_and_seeds_are_a_function_of_seed_and_epoch() -> None:
+    import torch
+
+    from podium.data.sample_keys import sample_seeds
+
+    sampler = class_balanced_sampler(_presence(), seed=3)
+    torch.manual_seed(0)
+    first = list(sampler)
+    torch.manual_seed(1)  # neither the global torch RNG nor an earlier pass changes an epoch
+    assert list(sampler) == first
+    assert [s for _, s in first] == sample_seeds(3, 0, 100)  # one seed per position
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert [i for i, _ in second] != [i for i, _ in first]
+    assert {s for _, s in second}.isdisjoint(s for _, s in first)
+    sampler.set_epoch(0)
+    assert list(sampler) == first
+    assert sampler.generator is None  # nothing for a checkpoint to carry

@@ -1,7 +1,7 @@
 """A training run for the kill tests to SIGKILL: the real `podium.engine.fit.train`, plus hooks.
 
     python kill_target.py CONFIG.json [--resume CKPT] [--pause EPOCH BATCH MARKER]
-                          [--slow-save N MARKER] [--no-persistent-workers]
+                          [--slow-save N MARKER]
 
 RngState is appended to fit's callback list (where the lead engineer will put it). --pause
 writes MARKER at the start of that batch and then sleeps, so the test kills at a known point
@@ -23,7 +23,6 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-import podium.engine.datamodule as datamodule
 import podium.engine.fit as fit
 from podium.config import load_config
 from podium.engine.checkpoint_io import AtomicCheckpointIO
@@ -93,24 +92,12 @@ def _slow_last_save(nth: int, marker: Path) -> None:
     torch.save = save
 
 
-def _no_persistent_workers() -> None:
-    """Fresh workers every epoch: their seeds then come from the (restored) torch RNG."""
-    real = datamodule.DataLoader
-
-    def loader(*args, **kwargs):
-        kwargs["persistent_workers"] = False
-        return real(*args, **kwargs)
-
-    datamodule.DataLoader = loader
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("config", type=Path)
     parser.add_argument("--resume", type=Path)
     parser.add_argument("--pause", nargs=3, metavar=("EPOCH", "BATCH", "MARKER"))
     parser.add_argument("--slow-save", nargs=2, metavar=("N", "MARKER"))
-    parser.add_argument("--no-persistent-workers", action="store_true")
     args = parser.parse_args(argv)
     extra: list[pl.Callback] = []
     if args.pause:
@@ -118,8 +105,6 @@ def main(argv: list[str] | None = None) -> None:
     _add_callbacks(extra)
     if args.slow_save:
         _slow_last_save(int(args.slow_save[0]), Path(args.slow_save[1]))
-    if args.no_persistent_workers:
-        _no_persistent_workers()
     config = load_config(raw=json.loads(args.config.read_text()))
     run_dir = fit.train(config, resume=args.resume)
     print(f"RUN_DIR={run_dir}", flush=True)

@@ -153,3 +153,31 @@ def test_class_balanced_sampler_weights_rle_images_by_their_rarest_class(rle_roo
     rare = [weights[i] for i in holders[1] if i in weights]
     common = [weights[i] for i in holders[4] if i in weights]
     assert rare and common and min(rare) > max(common)  # class 1 is 4× rarer than class 4
+
+
+def test_pseudo_mix_batches_repeat_with_any_worker_count(rle_root, tmp_path):
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+
+    from podium.data.pseudo_sampler import PseudoLabelBatchSampler
+
+    root, _ = rle_root
+    pseudo = {"images": str(root / "pseudo"), "csv": str(root / "pseudo.csv"), "fraction": 0.5}
+    train = [
+        {"__class_fullname__": "HorizontalFlip", "p": 0.5},
+        {"__class_fullname__": "RandomCrop", "height": 8, "width": 8, "p": 1.0},
+    ]
+
+    def two_epochs(workers: int) -> list[tuple]:
+        config = _config(root, tmp_path, pseudo=pseudo, num_workers=workers)
+        config.augmentation.train = train
+        loader = build_datamodule(config).train_dataloader()
+        assert isinstance(loader.batch_sampler, PseudoLabelBatchSampler)
+        out = []
+        for epoch in range(2):
+            _set_sampler_epoch(loader, epoch)
+            out += [(b["name"], b["image"], b["mask"]) for b in loader]
+        return out
+
+    reference = two_epochs(0)
+    for (names, image, mask), other in zip(reference, two_epochs(2), strict=True):
+        assert names == other[0] and (image == other[1]).all() and (mask == other[2]).all()
