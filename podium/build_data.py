@@ -135,8 +135,14 @@ def rle_presence(config: Config, samples: list[Sample]) -> np.ndarray:
     return dataset.presence()[[row[s.image.name] for s in samples]]
 
 
-def _rle_dataset(config: Config, split: str, transform, samples: list[Sample]):
-    """The split's RleCsvDataset; the train split mixes in data.pseudo when set."""
+def _rle_dataset(
+    config: Config, split: str, transform, samples: list[Sample], pseudo: list[Sample] | None
+):
+    """The split's RleCsvDataset; the train split mixes in data.pseudo when set.
+
+    pseudo: the pseudo-labelled images to use (e.g. those that passed validation); None: every
+    image data.pseudo.csv names.
+    """
     data, head = config.data, mask_head(config)
     labelled = rle_dataset(config, samples, transform)
     if split != "train" or data.pseudo is None:
@@ -146,16 +152,16 @@ def _rle_dataset(config: Config, split: str, transform, samples: list[Sample]):
 
     # Parsed once: the ids choose the samples and the same labels feed the dataset.
     labels = read_rle_csv(data.pseudo.csv, num_classes=head.classes)
-    pseudo = RleCsvDataset(
+    pseudo_set = RleCsvDataset(
         data.pseudo.images,
         labels,
         head.classes,
         config.model.in_channels,
         transform,
         mask_target_key(config),
-        image_ids=sorted(labels),
+        image_ids=sorted(labels) if pseudo is None else [s.image.name for s in pseudo],
     )
-    return PseudoMix(labelled, pseudo)
+    return PseudoMix(labelled, pseudo_set)
 
 
 class PseudoMix(KeyedConcatDataset):
@@ -171,8 +177,13 @@ class PseudoMix(KeyedConcatDataset):
 
 
 def dataset_for(
-    config: Config, split: str, samples: list[Sample] | None = None, augment: bool | None = None
+    config: Config,
+    split: str,
+    samples: list[Sample] | None = None,
+    augment: bool | None = None,
+    pseudo: list[Sample] | None = None,
 ) -> SegmentationDataset:
+    """The split's dataset; pseudo: the data.pseudo images to mix into rle_csv training."""
     augment = split == "train" if augment is None else augment
     spec = config.augmentation.train if augment else config.augmentation.val
     transform = build_transform(spec)
@@ -181,7 +192,7 @@ def dataset_for(
         transform.set_random_seed(config.seed)
     samples = samples if samples is not None else split_samples(config, split)
     if isinstance(config.data, RleCsvData):
-        return _rle_dataset(config, split, transform, samples)
+        return _rle_dataset(config, split, transform, samples, pseudo)
     _attach_donors(transform, samples, config)
     tiles = config.data.train_tiles
     if split == "train" and augment and tiles is not None:
@@ -207,11 +218,16 @@ def dataset_for(
     )
 
 
-def build_datamodule(config: Config, samples=None) -> PodiumDataModule:
-    """samples: optional (train, val) Sample lists, e.g. one fold of a k-fold split."""
+def build_datamodule(
+    config: Config, samples=None, pseudo: list[Sample] | None = None
+) -> PodiumDataModule:
+    """samples: optional (train, val) Sample lists, e.g. one fold of a k-fold split.
+
+    pseudo: the data.pseudo images to mix in (e.g. those that passed validation); None: all.
+    """
     data = config.data
     train, val = samples if samples is not None else (None, None)
-    train_set = dataset_for(config, "train", samples=train)
+    train_set = dataset_for(config, "train", samples=train, pseudo=pseudo)
     val_set = dataset_for(config, "val", samples=val)
     _fill_ram_cache(config, train_set, val_set)
     return PodiumDataModule(

@@ -94,21 +94,23 @@ def check(
     set_: SetOpt = None,
     output: Annotated[Path | None, typer.Option(help="Folder for the reports.")] = None,
 ) -> None:
-    """Decode every image and mask (file or RLE row) of both splits; report; exit 1 on problems."""
+    """Decode every image and mask (file or RLE row) of both splits (and data.pseudo); report;
+    exit 1 on problems."""
     from podium.build import split_samples
-    from podium.data.validation import split_report, write_validation_report
+    from podium.data.validation import pseudo_samples, split_report, write_validation_report
 
     try:
         cfg = load_config(config, set_)
         out = output or Path(cfg.output_dir) / cfg.experiment / ".validation"
-        problems, good = 0, {}
-        for split in ("train", "val"):
-            samples = split_samples(cfg, split)
+        problems, good, shared = 0, {}, {}
+        splits = ["train", "val"] + (["pseudo"] if getattr(cfg.data, "pseudo", None) else [])
+        for split in splits:
+            samples = pseudo_samples(cfg) if split == "pseudo" else split_samples(cfg, split)
             # rle_csv: also every RLE string of the split's images against the image's size.
-            report = split_report(cfg, samples, out / f"validation-{split}.json")
+            report = split_report(cfg, samples, out / f"validation-{split}.json", split)
             write_validation_report(report, out / f"validation-{split}.txt")
             problems += len(report.problems)
-            typer.echo(f"{split}: {report.summary()}")
+            typer.echo(f"{split}: {_check_summary(report, samples, split, shared)}")
             bad = set(report.by_sample)  # image paths of the samples with problems
             good[split] = {s.name: s.image for s in samples if str(s.image) not in bad}
         leaks = _train_val_duplicates(cfg, good["train"], good["val"])
@@ -124,6 +126,29 @@ def check(
     typer.echo(f"reports: {out}")
     if problems:
         raise typer.Exit(1)
+
+
+def _check_summary(report, samples, split: str, shared: dict) -> str:
+    """The split's summary line. A problem of no single sample (a malformed CSV, which every
+    split reading that CSV reports) is counted by the first split that prints it only.
+
+    shared: such problems already printed → their split; updated here.
+    """
+    from podium.data.validation import ValidationReport
+
+    images = {str(s.image) for s in samples}
+    stuck = [p for key, found in report.by_sample.items() if key not in images for p in found]
+    repeated = [p for p in stuck if p in shared]
+    shared.update((p, split) for p in stuck if p not in shared)
+    if not repeated:
+        return report.summary()
+    rest = ValidationReport(report.checked)
+    for key, found in report.by_sample.items():
+        if left := [p for p in found if p not in repeated]:
+            rest.by_sample[key] = left
+    files = ", ".join(dict.fromkeys(p.file for p in repeated))
+    where = ", ".join(dict.fromkeys(shared[p] for p in repeated))
+    return f"{rest.summary()}; the {len(repeated)} problem(s) of {files} are listed under {where}"
 
 
 def _train_val_duplicates(cfg, train: dict, val: dict) -> list:

@@ -147,7 +147,7 @@ def train(config: Config, resume: Path | None = None, samples=None) -> Path:
     else:
         run_dir = make_run_dir(config)
     pl.seed_everything(config.seed, workers=True)
-    samples = _validated(config, run_dir, samples)
+    samples, pseudo = _validated(config, samples)
     atomic_write_text(run_dir / "config.yaml", config.to_yaml())
     atomic_write_text(run_dir / "environment.json", json.dumps(describe_environment(), indent=2))
     callbacks = _callbacks(config, run_dir)
@@ -155,22 +155,31 @@ def train(config: Config, resume: Path | None = None, samples=None) -> Path:
     module = build_module(config)
     if resume is None:  # a resumed run restores its own weights and optimizer
         apply_init(config, module.model)
-    trainer.fit(module, datamodule=build_datamodule(config, samples), ckpt_path=resume)
+    datamodule = build_datamodule(config, samples, pseudo)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     _link_best(callbacks[0], run_dir)  # the ModelCheckpoint
     return run_dir
 
 
-def _validated(config: Config, run_dir: Path, samples):
-    """The decode-check pass before training; its cache lives in the experiment folder."""
+def _validated(config: Config, samples) -> tuple[tuple | None, list | None]:
+    """The decode-check pass before training: train, val and data.pseudo's images.
+
+    Returns the (train, val) samples and the pseudo-labelled ones to mix in (None: no
+    data.pseudo, or validation off). The cache lives in the experiment folder.
+    """
     if config.data.validation == "off":
-        return samples
+        return samples, None
     cache = Path(config.output_dir) / config.experiment / ".validation"
     train_set, val_set = samples if samples is not None else (None, None)
     policy = config.data.validation
-    return (
+    samples = (
         validated_samples(config, "train", policy, cache, train_set),
         validated_samples(config, "val", policy, cache, val_set),
     )
+    pseudo = None
+    if getattr(config.data, "pseudo", None) is not None:
+        pseudo = validated_samples(config, "pseudo", policy, cache)
+    return samples, pseudo
 
 
 def _remove_stale_temp_files(run_dir: Path) -> None:

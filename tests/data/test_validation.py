@@ -426,12 +426,12 @@ def test_validated_samples_skip_drops_rle_images_and_their_ids(tmp_path, capsys)
 
     _, csv = _rle_folder(tmp_path)
     config = _rle_config(tmp_path / "images", csv, tmp_path / "runs")
-    kept = {
-        split: validated_samples(config, split, "skip", tmp_path / "cache")
-        for split in ("train", "val")
-    }
-    assert sorted(s.name for split in kept.values() for s in split) == ["big"]
-    assert "skipping 1 of" in capsys.readouterr().out
+    kept = {"train": validated_samples(config, "train", "skip", tmp_path / "cache")}
+    assert [s.name for s in kept["train"]] == ["big"]
+    assert "skipping 1 of 2" in capsys.readouterr().out
+    # The one val image is bad: skipping it would leave validation with nothing.
+    with pytest.raises(DataError, match=r"\(val\): every sample has problems.*none is left"):
+        validated_samples(config, "val", "skip", tmp_path / "cache")
     for split, good in kept.items():
         dataset = dataset_for(config, split, samples=good, augment=False)
         assert dataset.ids == [s.image.name for s in good]
@@ -442,3 +442,16 @@ def test_validated_samples_skip_drops_rle_images_and_their_ids(tmp_path, capsys)
         messages.append(str(error.value))
     assert any("ImageId='small.png', ClassId=2" in m for m in messages)
     assert any("broken.png [corrupt_image]" in m for m in messages)
+
+
+def test_skip_refuses_a_split_with_no_good_sample_left(tiny_data, tmp_path):
+    from conftest import tiny_config_dict
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data, root)
+    for image in (root / "val/images").iterdir():
+        image.write_bytes(b"junk")
+    config = load_config(raw=tiny_config_dict(root, tmp_path / "runs", max_epochs=1))
+    # Skipping all of them would validate on nothing: every epoch's val metrics silently absent.
+    with pytest.raises(DataError, match=r"\(val\): every sample has problems.*none is left"):
+        validated_samples(config, "val", "skip", tmp_path / "cache")
