@@ -34,7 +34,7 @@ import lightning.pytorch as pl
 import torch
 from albumentations.pytorch import ToTensorV2
 from torch.utils.data import DataLoader, Dataset
-from train_breakdown import loader_costs, print_breakdown, step_alone
+from train_breakdown import bench_trainer, loader_costs, print_breakdown, step_alone
 
 from podium.build import build_datamodule, build_module
 from podium.config import load_config
@@ -160,8 +160,6 @@ def podium_end_to_end(
     args, data: Path, compile_: bool, cache: bool = False, device: bool = False
 ) -> tuple[float, float]:
     """Lightning fit through podium's DataModule and module; img/s after warm-up steps."""
-    from podium.engine.environment import resolve_precision
-
     config = load_config(raw=config_dict(args, data, compile_, cache, device))
     module = build_module(config)
     start = time.perf_counter()
@@ -169,19 +167,7 @@ def podium_end_to_end(
     if cache:
         print(f"    cache filled in {time.perf_counter() - start:.1f} s (not in img/s)")
     timer = _StepTimer(args.device, args.warmup, args.warmup + args.steps)
-    trainer = pl.Trainer(
-        max_steps=args.warmup + args.steps,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator=config.trainer.accelerator,
-        devices=1,
-        callbacks=[timer],
-        precision=resolve_precision("auto", config.trainer.accelerator),
-        num_sanity_val_steps=0,
-    )
+    trainer = bench_trainer(args, config, timer)
     trainer.fit(module, datamodule=datamodule)
     loader_rate = loader_alone(datamodule.train_dataloader(), args)
     return args.batch * args.steps / (timer.end - timer.start), loader_rate

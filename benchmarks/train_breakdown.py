@@ -26,7 +26,7 @@ from podium.config import Config
 from podium.data.images import read_image
 from podium.engine.environment import resolve_precision
 
-__all__ = ["LoaderCosts", "loader_costs", "print_breakdown", "step_alone"]
+__all__ = ["LoaderCosts", "bench_trainer", "loader_costs", "print_breakdown", "step_alone"]
 
 
 class _SameBatch(Dataset):
@@ -51,7 +51,13 @@ def step_alone(args, config: Config, step_timer: pl.Callback) -> float:
         batch_size=None,
         pin_memory=args.device != "cpu",
     )
-    trainer = pl.Trainer(
+    bench_trainer(args, config, step_timer).fit(build_module(config), train_dataloaders=replay)
+    return args.batch * args.steps / (step_timer.end - step_timer.start)
+
+
+def bench_trainer(args, config: Config, step_timer: pl.Callback) -> pl.Trainer:
+    """Warm-up + timed steps, no validation, logging, checkpoints or progress bar."""
+    return pl.Trainer(
         max_steps=args.warmup + args.steps,
         limit_val_batches=0,
         logger=False,
@@ -64,8 +70,6 @@ def step_alone(args, config: Config, step_timer: pl.Callback) -> float:
         precision=resolve_precision("auto", config.trainer.accelerator),
         num_sanity_val_steps=0,
     )
-    trainer.fit(build_module(config), train_dataloaders=replay)
-    return args.batch * args.steps / (step_timer.end - step_timer.start)
 
 
 @dataclass(frozen=True)
