@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from podium.build import build_datamodule, build_module, mask_reader
+from podium.build import build_datamodule, build_module, dataset_for, mask_reader
 from podium.config import Config
 from podium.data.images import read_image
 from podium.engine.environment import resolve_precision
@@ -88,7 +88,7 @@ class LoaderCosts:
 
 def loader_costs(config: Config, images: int) -> LoaderCosts:
     """Per-image cost of each data-path stage (mean over `images` files, after one warm-up)."""
-    dataset = build_datamodule(config).train_set
+    dataset = dataset_for(config, "train")
     samples = dataset.samples[:images]
     read_mask = mask_reader(config)
     decoded = []

@@ -136,8 +136,7 @@ def _check_summary(report, samples, split: str, shared: dict) -> str:
     """
     from podium.data.validation import ValidationReport
 
-    images = {str(s.image) for s in samples}
-    stuck = [p for key, found in report.by_sample.items() if key not in images for p in found]
+    stuck = report.unattached(samples)
     repeated = [p for p in stuck if p in shared]
     shared.update((p, split) for p in stuck if p not in shared)
     if not repeated:

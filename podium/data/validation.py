@@ -130,6 +130,11 @@ class ValidationReport:
         """Every file named by a problem, once, in report order."""
         return list(dict.fromkeys(p.file for p in self.problems))
 
+    def unattached(self, samples: list[Sample]) -> list[Problem]:
+        """Problems of no single sample among `samples` (e.g. a malformed RLE CSV)."""
+        images = {str(s.image) for s in samples}
+        return [p for key, found in self.by_sample.items() if key not in images for p in found]
+
     def summary(self) -> str:
         if self.ok:
             return f"0 of {self.checked} samples have problems"
@@ -407,9 +412,8 @@ def apply_policy(
         raise ValueError(f"validation policy must be 'error' or 'skip', got {policy!r}")
     if report.ok:
         return list(samples)
-    images = {str(s.image) for s in samples}
     # A problem of no single sample (e.g. a malformed RLE CSV) spoils them all: no skip drops it.
-    stuck = [p for key, found in report.by_sample.items() if key not in images for p in found]
+    stuck = report.unattached(samples)
     if policy == "skip" and not stuck:
         return [s for s in samples if str(s.image) not in report.by_sample]
     problems = stuck if policy == "skip" else report.problems
@@ -466,11 +470,12 @@ def pseudo_samples(config: Any) -> list[Sample]:
 
     [] when the CSV cannot be parsed; `split_report(..., "pseudo")` then reports why.
     """
+    from podium.build import mask_head  # the build layer sits above data
     from podium.data.rle_csv import read_rle_csv
 
     pseudo = _pseudo(config)
     try:
-        labels = read_rle_csv(pseudo.csv, num_classes=_mask_classes(config))
+        labels = read_rle_csv(pseudo.csv, num_classes=mask_head(config).classes)
     except (DataError, OSError, UnicodeDecodeError):
         return []
     return [Sample(Path(i).stem, Path(pseudo.images) / i) for i in sorted(labels)]
@@ -483,10 +488,6 @@ def _pseudo(config: Any) -> Any:
     return pseudo
 
 
-def _mask_classes(config: Any) -> int:
-    return next(h.classes for h in config.heads.values() if h.kind == "mask")
-
-
 def split_report(
     config: Any, samples: list[Sample], cache_path: Path | None, split: str = "train"
 ) -> ValidationReport:
@@ -494,7 +495,7 @@ def split_report(
 
     split 'pseudo': the samples are data.pseudo's images, checked against data.pseudo.csv.
     """
-    from podium.build import mask_reader
+    from podium.build import mask_head, mask_reader
     from podium.config import RleCsvData
     from podium.data.formats import list_images
 
@@ -509,7 +510,7 @@ def split_report(
     from podium.data.label_checks import add_rle_label_problems
 
     known = {path.name for path in list_images(data.images).values()}
-    add_rle_label_problems(report, samples, data.csv, _mask_classes(config), known)
+    add_rle_label_problems(report, samples, data.csv, mask_head(config).classes, known)
     return report
 
 

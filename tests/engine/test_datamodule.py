@@ -53,9 +53,15 @@ def test_seed_worker_runs_opencv_single_threaded_in_workers_only():
     import cv2
 
     before = cv2.getNumThreads()
-    loader = DataLoader(_CvThreadsProbe(), batch_size=1, num_workers=1, worker_init_fn=seed_worker)
-    assert [int(v) for v in loader] == [1, 1]
-    assert cv2.getNumThreads() == before  # the main process keeps its pool (cache fill, TTA)
+    cv2.setNumThreads(4)  # a pool the forked worker would inherit, whatever this machine has
+    try:
+        loader = DataLoader(
+            _CvThreadsProbe(), batch_size=1, num_workers=1, worker_init_fn=seed_worker
+        )
+        assert [int(v) for v in loader] == [1, 1]
+        assert cv2.getNumThreads() == 4  # the main process keeps its pool (cache fill, TTA)
+    finally:
+        cv2.setNumThreads(before)
 
 
 def test_auto_workers_leave_a_core_for_the_main_process(monkeypatch):
