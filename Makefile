@@ -32,4 +32,4 @@ clean:
 	rm -rf runs .pytest_cache
 
 docs: $(STAMP)
-	$(PY) -m podium.config_docs --write README.md
+	$(PY) -m podium.config.docs --write README.md

@@ -39,9 +39,9 @@ def train(
     ] = None,
 ) -> None:
     """Fit the model; writes a run folder with config, history, curves and checkpoints."""
-    from podium.engine.fit import latest_last_checkpoint
-    from podium.engine.fit import train as fit
-    from podium.engine.folds_run import all_folds, fold_samples, train_folds
+    from podium.workflows.fit import latest_last_checkpoint
+    from podium.workflows.fit import train as fit
+    from podium.workflows.folds import all_folds, fold_samples, train_folds
 
     try:
         cfg = load_config(config, set_)
@@ -69,7 +69,7 @@ def _fold_number(text: str) -> int:
 @app.command()
 def split(config: ConfigOpt, set_: SetOpt = None) -> None:
     """Write the k-fold CSV (random, stratified, group, stratified_group); report leaks."""
-    from podium.engine.folds_run import run_split
+    from podium.workflows.folds import run_split
 
     try:
         path, folds, leaks = run_split(load_config(config, set_))
@@ -97,7 +97,8 @@ def check(
     """Decode every image and mask (file or RLE row) of both splits (and data.pseudo); report;
     exit 1 on problems."""
     from podium.build import split_samples
-    from podium.data.validation import pseudo_samples, split_report, write_validation_report
+    from podium.build.validation import pseudo_samples, split_report
+    from podium.data.validation import write_validation_report
 
     try:
         cfg = load_config(config, set_)
@@ -221,8 +222,8 @@ WeightsOpt = Annotated[list[float] | None, typer.Option("--weight", help="Ensemb
 
 def _inference_setup(config, set_, ckpt, tta, tile, overlap, average, weights, postprocess=None):
     """Load the checkpoint(s) and build the predictor; CLI flags override inference.*."""
-    from podium.inference.pipeline import Predictor, load_members
-    from podium.inference.predict import inference_options
+    from podium.build.checkpoint import inference_options, load_members
+    from podium.inference.pipeline import Predictor
 
     cfg = load_config(config, set_) if config else None
     cfg, modules = load_members(ckpt, cfg, average)
@@ -250,7 +251,7 @@ def evaluate(
 ) -> None:
     """Per-class IoU/Dice, mIoU, pixel accuracy, confusion matrix, best/worst grid, ms/image
     (sigmoid heads: Kaggle Dice, pixel and image-level scores per class)."""
-    from podium.inference.evaluate import evaluate as run_evaluation
+    from podium.workflows.evaluate import evaluate as run_evaluation
 
     try:
         cfg, predictor = _inference_setup(
@@ -260,7 +261,7 @@ def evaluate(
         result = run_evaluation(cfg, predictor, out)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
         _fail(error)
-    from podium.inference.evaluate_multilabel import MultilabelEvaluation
+    from podium.workflows.evaluate_multilabel import MultilabelEvaluation
 
     if isinstance(result, MultilabelEvaluation):
         _echo_multilabel(result, out)
@@ -308,7 +309,7 @@ def predict(
     ] = None,
 ) -> None:
     """Predict a folder: PNG masks, overlays, optional NPZ probabilities, timings CSV."""
-    from podium.inference.predict import predict_folder
+    from podium.workflows.predict import predict_folder
 
     try:
         cfg, predictor = _inference_setup(
@@ -340,7 +341,7 @@ def tune(
 ) -> None:
     """Per-class threshold, min component area and image-level rules (a class head's threshold
     when the model has one) maximizing Kaggle Dice on validation → YAML."""
-    from podium.inference.kaggle_run import tune_on_validation
+    from podium.workflows.kaggle import tune_on_validation
 
     try:
         cfg, predictor = _inference_setup(config, set_, ckpt, tta, None, None, average, weight)
@@ -378,7 +379,7 @@ def pseudo_label(
     ] = 0.99,
 ) -> None:
     """An ensemble's confident predictions on unlabelled images → pseudo-label CSV."""
-    from podium.inference.kaggle_run import pseudo_label_folder
+    from podium.workflows.kaggle import pseudo_label_folder
 
     try:
         cfg, predictor = _inference_setup(config, set_, ckpt, tta, None, None, False, None)
@@ -406,7 +407,7 @@ def lr_sweep(
     output: Annotated[Path | None, typer.Option(help="Folder for CSV and PNG.")] = None,
 ) -> None:
     """Validation loss vs LR from the same initial weights; CSV, PNG and a suggested LR."""
-    from podium.engine.lr_sweep import lr_sweep as sweep
+    from podium.workflows.lr_sweep import lr_sweep as sweep
 
     try:
         cfg = load_config(config, set_)
@@ -429,7 +430,7 @@ def demo(
     set_: SetOpt = None,
 ) -> None:
     """Build the bundled Blue Marble dataset, then train, evaluate and predict on it."""
-    from podium.demo_run import run_demo
+    from podium.workflows.demo import run_demo
 
     try:
         run_demo(output_dir, cache, set_ or [])

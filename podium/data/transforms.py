@@ -7,7 +7,7 @@ from typing import Any
 import albumentations as A
 from albumentations.core.serialization import SERIALIZABLE_REGISTRY
 
-from podium.config_checks import near
+from podium.registry import near
 
 __all__ = ["build_transform", "possible_output_sizes"]
 

@@ -29,9 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from podium.config_checks import check_kwargs_fit
 from podium.geometry import D4, transform_image
-from podium.registry import Registry
+from podium.registry import Registry, check_kwargs_fit
 
 __all__ = [
     "DEVICE_AUGMENTATIONS",

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import torch
 
-from podium.config import Config
 from podium.engine.module import PodiumModule
 from podium.inference.forward import head_specs, predict_probabilities
-from podium.inference.loading import load_module
 from podium.inference.tta import finalize_head
 from podium.models import HeadSpec
 
@@ -18,7 +16,6 @@ __all__ = [
     "EnsemblePredictor",
     "average_checkpoints",
     "check_compatible_heads",
-    "load_averaged_module",
 ]
 
 
@@ -129,12 +126,3 @@ def average_checkpoints(paths: Sequence[Path]) -> dict[str, torch.Tensor]:
     return {
         k: (sums[k] / len(paths)).to(v.dtype) if k in sums else v.clone() for k, v in first.items()
     }
-
-
-def load_averaged_module(
-    paths: Sequence[Path], config: Config | None = None, device: str | None = None
-) -> tuple[Config, PodiumModule]:
-    """(config, module) built from the first checkpoint, carrying the averaged weights."""
-    config, module = load_module(paths[0], config, device)
-    module.load_state_dict(average_checkpoints(paths))
-    return config, module.eval()

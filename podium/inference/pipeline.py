@@ -8,17 +8,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from podium.config import Config
-from podium.inference.ensemble import EnsemblePredictor, load_averaged_module
-from podium.inference.loading import load_module
+from podium.inference.ensemble import EnsemblePredictor
 from podium.inference.tiles import sliding_window_predict
 from podium.inference.tta import tta_apply
 
-__all__ = ["InferenceOptions", "Predictor", "load_members"]
+__all__ = ["InferenceOptions", "Predictor"]
 
 
 @dataclass(frozen=True)
@@ -30,19 +27,6 @@ class InferenceOptions:
     blend: str = "gaussian"
     batch_size: int = 8
     max_batch: int | None = None
-
-
-def load_members(
-    ckpts: Sequence[Path], config: Config | None, average: bool, device: str | None = None
-) -> tuple[Config, list]:
-    """(config of the first, [modules]); `average` merges the checkpoints into one model."""
-    if not ckpts:
-        raise ValueError("give at least one --ckpt")
-    if average:
-        config, module = load_averaged_module(list(ckpts), config, device)
-        return config, [module]
-    loaded = [load_module(path, config if i == 0 else None, device) for i, path in enumerate(ckpts)]
-    return loaded[0][0], [module for _, module in loaded]
 
 
 class Predictor:

@@ -37,9 +37,11 @@ __all__ = [
     "apply_postprocess",
     "binarize",
     "broadcast_class_probs",
+    "check_class_rule",
     "class_probabilities",
     "fill_invalid",
     "load_postprocess",
+    "masks_from_probs",
     "remove_small_components",
     "save_postprocess",
 ]
@@ -264,3 +266,34 @@ def apply_postprocess(
     if valid.all():
         return out
     return fill_invalid(out, _labels(first, pp.background), valid, pp.ignore_fill)
+
+
+def masks_from_probs(
+    probs: torch.Tensor,
+    activation: str,
+    pp: PostProcess | None,
+    class_probs: torch.Tensor | None = None,
+) -> np.ndarray:
+    """K×H×W probabilities (+ a class head's K or 1) → H×W class ids (softmax) or K×H×W 0/1."""
+    multilabel = activation == "sigmoid"
+    if pp is not None:
+        masks = apply_postprocess(probs, pp, multilabel=multilabel, class_probs=class_probs)
+        return masks.astype(np.uint8)
+    if multilabel:
+        return (probs > 0.5).to(torch.uint8).cpu().numpy()
+    return probs.argmax(0).to(torch.uint8).cpu().numpy()
+
+
+def check_class_rule(pp: PostProcess, class_head: str | None, source, tile: int | None) -> None:
+    """Fail before the first image when the class-head rule cannot be applied."""
+    if pp.class_threshold is None:
+        return
+    if class_head is None:
+        raise ValueError(
+            f"{source}: key 'class_threshold' needs a model with a class head; this one has none"
+        )
+    if tile is not None:
+        raise ValueError(
+            f"{source}: key 'class_threshold' uses the class head, which tiled inference drops "
+            "(a per-window class says nothing of the image); predict without --tile"
+        )

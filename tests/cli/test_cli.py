@@ -62,7 +62,7 @@ def trained(tiny_data, tmp_path_factory):
     from conftest import tiny_config_dict
 
     from podium.config import load_config
-    from podium.engine.fit import train
+    from podium.workflows.fit import train
 
     out = tmp_path_factory.mktemp("cli_runs")
     return train(load_config(raw=tiny_config_dict(tiny_data, out, max_epochs=1)))

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from podium.config_docs import END, START, config_reference
+from podium.config.docs import END, START, config_reference
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -11,7 +11,7 @@ def test_readme_config_reference_is_current():
     text = README.read_text()
     block = text.split(START, 1)[1].split(END, 1)[0]
     assert block.strip() == config_reference().strip(), (
-        "README config reference is stale: run `python -m podium.config_docs --write`"
+        "README config reference is stale: run `python -m podium.config.docs --write`"
     )
 
 

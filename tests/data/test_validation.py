@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import podium.data.validation as validation
+from podium.build.validation import validated_samples
 from podium.config import ConfigError, load_config
 from podium.data.errors import DataError
 from podium.data.formats import Sample, folder_samples
@@ -31,7 +32,6 @@ from podium.data.validation import (
     apply_policy,
     header_shape,
     validate_samples,
-    validated_samples,
     write_validation_report,
 )
 
@@ -314,7 +314,7 @@ def test_policies(tmp_path):
 def test_skip_policy_trains_on_the_good_samples(tiny_data, tmp_path, capsys):
     from conftest import tiny_config_dict
 
-    from podium.engine.fit import train
+    from podium.workflows.fit import train
 
     root = tmp_path / "data"
     shutil.copytree(tiny_data, root)

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import podium.engine.fit as fit
+import podium.workflows.fit as fit
+from podium.build.validation import pseudo_samples, validated_samples
 from podium.cli import app
 from podium.config import load_config
 from podium.data.errors import DataError
 from podium.data.rle import rle_encode
 from podium.data.rle_csv import read_rle_csv, write_rle_csv
-from podium.data.validation import pseudo_samples, validated_samples
 
 SHAPE = (32, 32)  # 1024 pixels
 runner = CliRunner()

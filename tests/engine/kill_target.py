@@ -1,4 +1,4 @@
-"""A training run for the kill tests to SIGKILL: the real `podium.engine.fit.train`, plus hooks.
+"""A training run for the kill tests to SIGKILL: the real `podium.workflows.fit.train`, plus hooks.
 
     python kill_target.py CONFIG.json [--resume CKPT] [--pause EPOCH BATCH MARKER]
                           [--slow-save N MARKER]
@@ -23,7 +23,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-import podium.engine.fit as fit
+import podium.workflows.fit as fit
 from podium.config import load_config
 from podium.engine.checkpoint_io import AtomicCheckpointIO
 from podium.engine.rng_state import RngState

@@ -8,7 +8,7 @@ from podium.build import build_datamodule
 from podium.config import load_config
 from podium.data.copy_paste import CopyPaste
 from podium.data.tiling import TiledDataset
-from podium.engine.fit import train
+from podium.workflows.fit import train
 
 
 def test_tiles_copy_paste_and_balanced_sampler_from_yaml(tiny_config):

@@ -9,13 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
+from podium.build.checkpoint import config_from_checkpoint, inference_options, load_module
 from podium.config import load_config
-from podium.engine.fit import train
 from podium.engine.history import read_history
-from podium.inference.evaluate import evaluate
-from podium.inference.loading import config_from_checkpoint, load_module
 from podium.inference.pipeline import Predictor
-from podium.inference.predict import inference_options, predict_folder
+from podium.workflows.evaluate import evaluate
+from podium.workflows.fit import train
+from podium.workflows.predict import predict_folder
 
 
 @pytest.fixture(scope="module")

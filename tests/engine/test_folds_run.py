@@ -15,7 +15,7 @@ from podium.config import load_config
 from podium.data.folds import read_folds_csv
 from podium.data.rle import rle_encode
 from podium.data.rle_csv import write_rle_csv
-from podium.engine.folds_run import fold_samples, run_split
+from podium.workflows.folds import fold_samples, run_split
 
 SHAPE = (16, 24)
 N_IMAGES = 36

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import tiny_config_dict
 
-import podium.engine.fit as fit
+import podium.workflows.fit as fit
 from podium.config import load_config
 from podium.engine.guards import (
     NonFiniteGuard,

@@ -13,10 +13,10 @@ import torch
 from podium.build import apply_init, build_module
 from podium.config import load_config
 from podium.data.demo import build_demo_dataset
-from podium.demo_run import demo_config
-from podium.engine.fit import train
-from podium.engine.lr_sweep import lr_sweep
 from podium.optim import encoder_stages
+from podium.workflows.demo import demo_config
+from podium.workflows.fit import train
+from podium.workflows.lr_sweep import lr_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ import torch
 
 from podium.config import load_config
 from podium.data.synthetic import make_aeroscapes_dataset
-from podium.engine.fit import train
 from podium.engine.history import read_history
+from podium.workflows.fit import train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -8,8 +8,8 @@ import torch
 
 from podium.build import build_module
 from podium.config import load_config
-from podium.engine.fit import train
 from podium.engine.history import read_history
+from podium.workflows.fit import train
 
 
 def _captured_step(module, batch: dict) -> tuple[torch.Tensor, dict]:

@@ -6,11 +6,8 @@ import pytest
 import torch
 from inference_helpers import random_images, tiny_module, tiny_raw
 
-from podium.inference.ensemble import (
-    EnsemblePredictor,
-    average_checkpoints,
-    load_averaged_module,
-)
+from podium.build.checkpoint import load_averaged_module
+from podium.inference.ensemble import EnsemblePredictor, average_checkpoints
 from podium.inference.forward import predict_probabilities
 from podium.inference.tiles import sliding_window_predict
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from podium.inference.postprocess import PostProcess
-from podium.inference.predict import check_class_rule
+from podium.inference.postprocess import PostProcess, check_class_rule
 
 RULE = PostProcess(num_classes=2, class_threshold=(0.5, 0.5))
 

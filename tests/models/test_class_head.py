@@ -88,9 +88,9 @@ def test_pooling_on_a_mask_head_is_refused(tmp_path):
 
 def test_softmax_mask_with_any_class_head_trains_and_predicts(tiny_config):
     """Semantic masks + "holds any non-background class": trains, logs, predicts B×1."""
-    from podium.engine.fit import train
-    from podium.inference.loading import load_module
+    from podium.build.checkpoint import load_module
     from podium.inference.pipeline import InferenceOptions, Predictor
+    from podium.workflows.fit import train
 
     tiny_config["heads"]["any"] = {"kind": "class", "classes": 1, "weight": 0.3}
     tiny_config["trainer"]["max_epochs"] = 1

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from podium.build import build_module
+from podium.build.model import build_module
 from podium.config import Config, load_config
 from podium.engine.module import PodiumModule
+from podium.inference.ensemble import average_checkpoints
+from podium.inference.pipeline import InferenceOptions
 
-__all__ = ["config_from_checkpoint", "load_module", "pick_device", "with_trained_architecture"]
+__all__ = [
+    "config_from_checkpoint",
+    "inference_options",
+    "load_averaged_module",
+    "load_members",
+    "load_module",
+    "pick_device",
+    "with_trained_architecture",
+]
 
 
 def _read(path: Path) -> dict:
@@ -61,3 +72,32 @@ def pick_device(device: str | None = None) -> torch.device:
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_averaged_module(
+    paths: Sequence[Path], config: Config | None = None, device: str | None = None
+) -> tuple[Config, PodiumModule]:
+    """(config, module) built from the first checkpoint, carrying the averaged weights."""
+    config, module = load_module(paths[0], config, device)
+    module.load_state_dict(average_checkpoints(paths))
+    return config, module.eval()
+
+
+def load_members(
+    ckpts: Sequence[Path], config: Config | None, average: bool, device: str | None = None
+) -> tuple[Config, list]:
+    """(config of the first, [modules]); `average` merges the checkpoints into one model."""
+    if not ckpts:
+        raise ValueError("give at least one --ckpt")
+    if average:
+        config, module = load_averaged_module(list(ckpts), config, device)
+        return config, [module]
+    loaded = [load_module(path, config if i == 0 else None, device) for i, path in enumerate(ckpts)]
+    return loaded[0][0], [module for _, module in loaded]
+
+
+def inference_options(config: Config) -> InferenceOptions:
+    i = config.inference
+    return InferenceOptions(
+        i.tta, tuple(i.scales), i.tile, i.overlap, i.blend, i.batch_size, i.max_batch
+    )

@@ -72,11 +72,11 @@ def demo_config(root: Path, output_dir: Path) -> dict[str, Any]:
 
 
 def run_demo(output_dir: Path, cache: Path | None, overrides: list[str]) -> None:
-    from podium.engine.fit import train
-    from podium.inference.evaluate import evaluate
-    from podium.inference.loading import load_module
+    from podium.build.checkpoint import inference_options, load_module
     from podium.inference.pipeline import Predictor
-    from podium.inference.predict import inference_options, predict_folder
+    from podium.workflows.evaluate import evaluate
+    from podium.workflows.fit import train
+    from podium.workflows.predict import predict_folder
 
     typer.echo("1/4 building the Blue Marble tiles (once; cached)")
     dataset = build_demo_dataset(cache)

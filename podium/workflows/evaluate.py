@@ -14,10 +14,10 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 from tqdm import tqdm
 
 from podium.build import dataset_for
+from podium.build.checkpoint import inference_options
 from podium.config import Config
 from podium.engine.module import PodiumModule
 from podium.inference.pipeline import Predictor
-from podium.inference.predict import inference_options
 from podium.io import atomic_write_text
 from podium.report.evaluation_plots import plot_best_worst, plot_confusion
 
@@ -68,7 +68,7 @@ def evaluate(
     head = head or predictor.head_of_kind("mask")
     spec = predictor.specs[head]
     if spec.activation == "sigmoid":
-        from podium.inference.evaluate_multilabel import evaluate_multilabel
+        from podium.workflows.evaluate_multilabel import evaluate_multilabel
 
         return evaluate_multilabel(config, predictor, out_dir, head)
     dataset = dataset_for(config, "val", augment=False)

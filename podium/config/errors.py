@@ -6,7 +6,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from podium.config_checks import near
+from podium.registry import near
 
 __all__ = ["ConfigError", "format_validation_error"]
 

@@ -22,8 +22,12 @@ from tqdm import tqdm
 from podium.build import dataset_for
 from podium.config import Config
 from podium.inference.pipeline import Predictor
-from podium.inference.postprocess import PostProcess, load_postprocess
-from podium.inference.predict import check_class_rule, masks_from_probs
+from podium.inference.postprocess import (
+    PostProcess,
+    check_class_rule,
+    load_postprocess,
+    masks_from_probs,
+)
 from podium.io import atomic_write_text
 from podium.metrics.kaggle import kaggle_dice_per_pair
 from podium.report.evaluation_plots import plot_mask_rows
@@ -96,7 +100,7 @@ def evaluate_multilabel(
     config: Config, predictor: Predictor, out_dir: Path, head: str
 ) -> MultilabelEvaluation:
     """Score the validation split; write metrics.json, per_class.csv and best_worst.png."""
-    from podium.inference.evaluate import synced_clock
+    from podium.workflows.evaluate import synced_clock
 
     spec, class_head = predictor.specs[head], predictor.head_of_kind("class")
     source = config.inference.postprocess

@@ -1,9 +1,4 @@
-"""The build layer: turns a validated Config into datasets, model, heads and engine objects.
-
-The data half (samples, datasets, DataModule) lives in podium.build_data and is re-exported.
-
-Nothing below this layer sees the config; it receives typed values.
-"""
+"""Model, heads and training module from a validated Config."""
 
 from __future__ import annotations
 
@@ -12,42 +7,23 @@ from typing import Any
 
 import torch
 
-from podium.build_data import (
-    PseudoMix,
-    build_datamodule,
-    dataset_for,
-    mask_head,
-    mask_reader,
-    mask_target_key,
-    rle_dataset,
-    rle_presence,
-    rle_split_ids,
-    split_samples,
-)
-from podium.config import (
-    CALLBACK_SCHEDULES,
-    Config,
-)
+from podium.build.data import mask_head, mask_target_key
+from podium.config import CALLBACK_SCHEDULES, Config
 from podium.engine.module import HeadTask, PodiumModule
 from podium.losses import LossContext, build_loss
 from podium.metrics import MetricContext, build_metrics
 from podium.models import HeadSpec, PodiumModel, build_model
 
 __all__ = [
-    "PseudoMix",
-    "build_datamodule",
-    "mask_reader",
-    "rle_split_ids",
+    "apply_init",
     "build_device_augment",
     "build_head_specs",
-    "apply_init",
     "build_module",
-    "schedule_callbacks",
     "build_podium_model",
-    "dataset_for",
-    "rle_dataset",
-    "rle_presence",
-    "split_samples",
+    "configure_optimization",
+    "schedule_callbacks",
+    "use_channels_last",
+    "use_compile",
 ]
 
 

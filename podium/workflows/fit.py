@@ -17,8 +17,8 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from podium.build import apply_init, build_datamodule, build_module, schedule_callbacks
+from podium.build.validation import validated_samples
 from podium.config import Config, load_config
-from podium.data.validation import validated_samples
 from podium.engine.checkpoint_io import AtomicCheckpointIO
 from podium.engine.environment import describe_environment, resolve_precision
 from podium.engine.guards import NonFiniteGuard

@@ -15,17 +15,14 @@ from podium.data.errors import DataError
 from podium.data.formats import list_images
 from podium.data.images import read_image
 from podium.data.rle_csv import masks_to_rows, write_rle_csv
-from podium.inference.pipeline import InferenceOptions, Predictor
-from podium.inference.postprocess import PostProcess, apply_postprocess, load_postprocess
+from podium.inference.pipeline import Predictor
+from podium.inference.postprocess import check_class_rule, load_postprocess, masks_from_probs
 from podium.inference.probabilities import save_probabilities, write_timings_csv
-from podium.inference.writers import write_mask_png, write_rgb_png
+from podium.io import write_mask_png, write_rgb_png
 from podium.report.overlay import default_palette, overlay
 
 __all__ = [
     "PredictionSummary",
-    "check_class_rule",
-    "inference_options",
-    "masks_from_probs",
     "predict_folder",
 ]
 
@@ -35,44 +32,6 @@ class PredictionSummary:
     written: int = 0
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def inference_options(config: Config) -> InferenceOptions:
-    i = config.inference
-    return InferenceOptions(
-        i.tta, tuple(i.scales), i.tile, i.overlap, i.blend, i.batch_size, i.max_batch
-    )
-
-
-def masks_from_probs(
-    probs: torch.Tensor,
-    activation: str,
-    pp: PostProcess | None,
-    class_probs: torch.Tensor | None = None,
-) -> np.ndarray:
-    """K×H×W probabilities (+ a class head's K or 1) → H×W class ids (softmax) or K×H×W 0/1."""
-    multilabel = activation == "sigmoid"
-    if pp is not None:
-        masks = apply_postprocess(probs, pp, multilabel=multilabel, class_probs=class_probs)
-        return masks.astype(np.uint8)
-    if multilabel:
-        return (probs > 0.5).to(torch.uint8).cpu().numpy()
-    return probs.argmax(0).to(torch.uint8).cpu().numpy()
-
-
-def check_class_rule(pp: PostProcess, class_head: str | None, source, tile: int | None) -> None:
-    """Fail before the first image when the class-head rule cannot be applied."""
-    if pp.class_threshold is None:
-        return
-    if class_head is None:
-        raise ValueError(
-            f"{source}: key 'class_threshold' needs a model with a class head; this one has none"
-        )
-    if tile is not None:
-        raise ValueError(
-            f"{source}: key 'class_threshold' uses the class head, which tiled inference drops "
-            "(a per-window class says nothing of the image); predict without --tile"
-        )
 
 
 def predict_folder(

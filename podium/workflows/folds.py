@@ -92,9 +92,8 @@ def fold_samples(config: Config, fold: int) -> tuple[list[Sample], list[Sample]]
 def write_oof(config: Config, ckpt: Path, val: list[Sample], out_dir: Path) -> int:
     """Predict the fold's validation images with its best checkpoint; one NPZ per image."""
     from podium.build import dataset_for
-    from podium.inference.loading import load_module
+    from podium.build.checkpoint import inference_options, load_module
     from podium.inference.pipeline import Predictor
-    from podium.inference.predict import inference_options
     from podium.inference.probabilities import save_probabilities
 
     cfg, module = load_module(ckpt, config)
@@ -110,7 +109,7 @@ def write_oof(config: Config, ckpt: Path, val: list[Sample], out_dir: Path) -> i
 
 def train_folds(config: Config, folds: list[int]) -> list[Path]:
     """Train each fold into its own run folder (experiment-foldK) and write its OOF NPZs."""
-    from podium.engine.fit import train
+    from podium.workflows.fit import train
 
     run_dirs = []
     for fold in folds:

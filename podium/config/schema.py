@@ -19,15 +19,9 @@ from pydantic import (
     model_validator,
 )
 
-from podium.config_base import Named, Strict
-from podium.config_checks import (
-    check_albumentations,
-    check_arch,
-    check_encoder,
-    check_kwargs_fit,
-    check_registered,
-)
-from podium.config_data import (
+from podium.config.base import Named, Strict
+from podium.config.checks import check_albumentations, check_arch, check_encoder
+from podium.config.data import (
     AeroscapesData,
     DataBase,
     DataConfig,
@@ -38,8 +32,8 @@ from podium.config_data import (
     SplitDirs,
     TrainTilesConfig,
 )
-from podium.config_errors import ConfigError, format_validation_error
-from podium.registry import Registry
+from podium.config.errors import ConfigError, format_validation_error
+from podium.registry import Registry, check_kwargs_fit, check_registered
 
 __all__ = [
     "AeroscapesData",
