@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "podium"
 
 # Lowest first. A package may import its own modules and any package of a lower layer.
 LAYERS: list[set[str]] = [
-    {"registry", "geometry", "io"},
+    {"registry", "geometry", "io", "strict"},
     {"losses", "metrics", "optim", "report"},
     {"heads", "data"},
     {"models"},

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from podium.config.base import IMAGENET_MEAN, IMAGENET_STD, Strict
+from podium.strict import IMAGENET_MEAN, IMAGENET_STD, Strict
 
 __all__ = [
     "AeroscapesData",

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from podium.config.base import Named, Strict
+from podium.strict import Named, Strict
 from podium.config.checks import check_albumentations, check_arch, check_encoder
 from podium.config.data import (
     AeroscapesData,

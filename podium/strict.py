@@ -1,4 +1,5 @@
-"""Base classes of the config models: strict key sets, and named builder blocks."""
+"""Base classes of every config model (config/, heads/, data/formats/): strict key sets,
+and named builder blocks. The lowest layer, so any package may define its own YAML keys."""
 
 from __future__ import annotations
 
