@@ -100,6 +100,29 @@ class ModelConfig(Strict):
     kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra SMP constructor arguments (decoder_channels...)."
     )
+    inputs: dict[str, int] = Field(
+        default_factory=dict,
+        description="Extra inputs besides the image, name → values per image (e.g. {gsd: 1}); "
+        "the data provides them, heads that list them under `inputs` read them.",
+    )
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _scalar_inputs(cls, value: Any) -> Any:
+        """`gsd: scalar` is short for `gsd: 1`."""
+        if isinstance(value, dict):
+            return {k: 1 if v == "scalar" else v for k, v in value.items()}
+        return value
+
+    @field_validator("inputs")
+    @classmethod
+    def _input_names(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, size in value.items():
+            if name == "image" or size < 1:
+                raise ValueError(
+                    f"model.inputs.{name}: use a name other than 'image' and ≥ 1 value"
+                )
+        return value
 
     @field_validator("arch")
     @classmethod
