@@ -30,9 +30,10 @@ import torch
 from podium.build import build_module
 from podium.config import load_config
 from podium.engine.module import PodiumModule
+from podium.geometry import inverse_image, transform_image
 from podium.inference.forward import predict_probabilities
 from podium.inference.tiles import sliding_window_predict, window_grid
-from podium.inference.tta import deaugment_output, transform_image, tta_predict, tta_transforms
+from podium.inference.tta import tta_predict, tta_transforms
 
 
 def parse() -> argparse.Namespace:
@@ -94,7 +95,7 @@ def per_image_d4(module: PodiumModule, images: torch.Tensor) -> torch.Tensor:
         total = 0
         for t in tta_transforms("d4"):
             probs = predict_probabilities(module, transform_image(image[None], t))["mask"]
-            total = total + deaugment_output("mask", probs, t)
+            total = total + inverse_image(probs, t)
         outs.append(total / 8)
     return torch.cat(outs)
 

@@ -19,7 +19,6 @@ from podium.build.data import (
 from podium.build.model import (
     apply_init,
     build_device_augment,
-    build_head_specs,
     build_module,
     build_podium_model,
     configure_optimization,
@@ -33,7 +32,6 @@ __all__ = [
     "apply_init",
     "build_datamodule",
     "build_device_augment",
-    "build_head_specs",
     "build_module",
     "build_podium_model",
     "configure_optimization",

@@ -7,17 +7,16 @@ from typing import Any
 
 import torch
 
-from podium.build.data import mask_head, mask_target_key
 from podium.config import CALLBACK_SCHEDULES, Config
 from podium.engine.module import HeadTask, PodiumModule
-from podium.losses import LossContext, build_loss
-from podium.metrics import MetricContext, build_metrics
-from podium.models import HeadSpec, PodiumModel, build_model
+from podium.losses import build_loss
+from podium.metrics import build_metrics
+from podium.models import PodiumModel, build_model
+from podium.models.grayscale import build_grayscale_model
 
 __all__ = [
     "apply_init",
     "build_device_augment",
-    "build_head_specs",
     "build_module",
     "build_podium_model",
     "configure_optimization",
@@ -27,59 +26,38 @@ __all__ = [
 ]
 
 
-def build_head_specs(config: Config) -> list[HeadSpec]:
-    """Class heads learn the per-image presence of the mask head's classes."""
-    presence = mask_target_key(config) if mask_head(config) is not None else ""
-    return [
-        HeadSpec(
-            name,
-            h.kind,
-            h.classes,
-            h.activation,
-            h.source,
-            h.target or "",
-            h.pooling,
-            h.dropout,
-            presence if h.kind == "class" else "",
-        )
-        for name, h in config.heads.items()
-    ]
-
-
 def build_podium_model(config: Config) -> PodiumModel:
     m = config.model
     if m.in_channels == 1 and m.grayscale_source is not None:
-        from podium.models.grayscale import build_grayscale_model
-
         return build_grayscale_model(
             m.arch,
             m.encoder_name,
-            build_head_specs(config),
+            config.heads,
             m.encoder_weights,
             m.grayscale_source,
+            inputs=m.inputs,
             **m.kwargs,
         )
     return build_model(
         m.arch,
         m.encoder_name,
-        build_head_specs(config),
+        config.heads,
         m.encoder_weights,
         m.in_channels,
+        inputs=m.inputs,
         **m.kwargs,
     )
 
 
-def _tasks(config: Config, specs: list[HeadSpec]) -> dict[str, HeadTask]:
+def _tasks(config: Config) -> dict[str, HeadTask]:
+    """Each head's loss and metrics, built from the registries in the contexts it asks for."""
     ignore = config.data.ignore_index
     tasks = {}
-    for spec in specs:
-        head = config.heads[spec.name]
-        loss_ctx = LossContext(spec.mode, spec.classes, ignore)
-        terms = [(t.name, t.weight, t.kwargs) for t in head.loss]
-        metric_ctx = MetricContext(spec.mode, spec.classes, ignore, spatial=spec.kind == "mask")
-        tasks[spec.name] = HeadTask(
-            spec, build_loss(terms, loss_ctx), head.weight, build_metrics(head.metrics, metric_ctx)
-        )
+    for name, head in config.heads.items():
+        terms = [(t.name, t.weight, t.kwargs) for t in head.loss_terms()]
+        loss = build_loss(terms, head.loss_context(ignore))
+        metrics = build_metrics(head.metric_names(), head.metric_context(ignore))
+        tasks[name] = HeadTask(head, loss, head.weight, metrics)
     return tasks
 
 
@@ -149,10 +127,9 @@ def schedule_callbacks(config: Config) -> list:
 
 def build_module(config: Config, model: PodiumModel | None = None) -> PodiumModule:
     model = model or build_podium_model(config)
-    specs = build_head_specs(config)
     module = PodiumModule(
         model,
-        _tasks(config, specs),
+        _tasks(config),
         mean=config.data.mean,
         std=config.data.std,
         configure_optim=functools.partial(configure_optimization, config=config),

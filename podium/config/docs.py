@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from podium.config import AeroscapesData, Config, DataBase, FolderData, RleCsvData
+from podium.heads import HEADS, HeadBase
 
 __all__ = ["config_reference"]
 
@@ -68,10 +69,24 @@ def _section(
         if key == "data":
             _data_sections(lines, seen)
             continue
+        if key == "heads":
+            _head_sections(lines, seen)
+            continue
         for child in models:
             seen.add(child)
             sub = f"{key}.<name>." if key == "heads" else f"{key}."
             _section(child, sub, lines, seen)
+
+
+def _head_sections(lines: list[str], seen: set) -> None:
+    """Keys every head has once, then what each `kind` adds (podium.heads)."""
+    common = frozenset(HeadBase.model_fields) - {"kind"}
+    _section(HeadBase, "heads.<name>.", lines, seen, title="`heads.<name>` (every kind)")
+    for kind in HEADS.names():
+        model = HEADS.get(kind)
+        seen.add(model)
+        title = f"`heads.<name>` with `kind: {kind}`"
+        _section(model, "heads.<name>.", lines, seen, title=title, skip=common)
 
 
 def _data_sections(lines: list[str], seen: set) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,41 +18,57 @@ class ConfigError(ValueError):
 def format_validation_error(error: ValidationError, source: str, root: type[BaseModel]) -> str:
     lines = [f"invalid config {source}:"]
     for item in error.errors():
-        loc = [str(part) for part in item["loc"]]
-        path = ".".join(part for part in loc if not _is_union_tag(part))
+        shown, model = _walk(root, [str(part) for part in item["loc"]])
         message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            allowed = _allowed_keys(root, loc[:-1])
+        if item["type"] == "extra_forbidden" and shown:
+            _, parent = _walk(root, [str(part) for part in item["loc"][:-1]])
+            allowed = list(parent.model_fields) if parent is not None else []
             if allowed:
-                message = f"unknown key.{near(loc[-1], allowed)} Allowed: {', '.join(allowed)}"
+                message = f"unknown key.{near(shown[-1], allowed)} Allowed: {', '.join(allowed)}"
         value = _short(item.get("input"))
-        lines.append(f"  {path}: {message} (got {value})")
+        lines.append(f"  {'.'.join(shown)}: {message} (got {value})")
     return "\n".join(lines)
 
 
-def _is_union_tag(part: str) -> bool:
-    # Pydantic puts the discriminator value ('folder', 'aeroscapes') into the location.
-    return part in {"folder", "aeroscapes", "rle_csv"}
+_TAG_FIELDS = ("kind", "format")  # discriminators of the config's unions (heads, data)
 
 
-def _allowed_keys(root: type[BaseModel], loc: list[str]) -> list[str]:
-    """Field names of the model found at loc (walks nested models, dict values and unions)."""
-    models: list[type[BaseModel]] = [root]
+def _walk(root: type[BaseModel], loc: list[str]) -> tuple[list[str], type[BaseModel] | None]:
+    """Follow a pydantic error location through the schema.
+
+    Returns the location as the YAML spells it (union tags such as a head's kind or the data
+    format, which pydantic inserts, left out) and the model found at its end (None: a value).
+    """
+    shown: list[str] = []
+    annotation: Any = root
     for part in loc:
-        fields = [m.model_fields[part] for m in models if part in m.model_fields]
-        if fields:
-            models = [m for f in fields for m in _models_in(f.annotation)]
-        elif _is_union_tag(part):
-            models = [
-                m
-                for m in models
-                if m.model_fields.get("format") is None or m.model_fields["format"].default == part
-            ] or models
-        # else: a dict key or list index; the models stay the same
-    names: list[str] = []
-    for model in models:
-        names.extend(n for n in model.model_fields if n not in names)
-    return names
+        members = _models_in(annotation)
+        model = members[0] if len(members) == 1 and not _is_container(annotation) else None
+        if _is_container(annotation):
+            annotation = get_args(annotation)[-1]  # dict value or list item
+        elif model is not None and part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+        elif len(members) > 1 and (tagged := _tagged(members, part)) is not None:
+            annotation = tagged
+            continue  # a union tag: not a key the user wrote
+        else:
+            annotation = None
+        shown.append(part)
+    members = _models_in(annotation)
+    return shown, members[0] if len(members) == 1 and not _is_container(annotation) else None
+
+
+def _tagged(members: list[type[BaseModel]], tag: str) -> type[BaseModel] | None:
+    for model in members:
+        for name in _TAG_FIELDS:
+            field = model.model_fields.get(name)
+            if field is not None and field.default == tag:
+                return model
+    return None
+
+
+def _is_container(annotation: Any) -> bool:
+    return get_origin(annotation) in (dict, list, tuple)
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:

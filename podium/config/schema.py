@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import (
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from podium.strict import Named, Strict
 from podium.config.checks import check_albumentations, check_arch, check_encoder
 from podium.config.data import (
     AeroscapesData,
@@ -33,7 +27,9 @@ from podium.config.data import (
     TrainTilesConfig,
 )
 from podium.config.errors import ConfigError, format_validation_error
+from podium.heads import HEADS, LossTerm
 from podium.registry import Registry, check_kwargs_fit, check_registered
+from podium.strict import Named, Strict
 
 __all__ = [
     "AeroscapesData",
@@ -135,106 +131,18 @@ class ModelConfig(Strict):
         return check_encoder(value)
 
 
-class LossTerm(Named):
-    weight: float = 1.0
+def _head_kind(value: Any) -> str:
+    """The discriminator of a head: its `kind`, `mask` when the YAML leaves it out."""
+    if isinstance(value, dict):
+        return value.get("kind", "mask")
+    return getattr(value, "kind", "mask")
 
 
-class HeadConfig(Strict):
-    kind: Literal["mask", "class"] = Field(
-        "mask",
-        description="mask: per-pixel classes; class: image-level presence of the mask head's "
-        "classes ('has defect'), which post-processing can use to clear masks.",
-    )
-    classes: int = Field(
-        ge=1, description="Output channels. class heads: the mask head's classes, or 1 (any)."
-    )
-    activation: Literal["softmax", "sigmoid"] = Field(
-        "softmax",
-        description="softmax: one class per pixel; sigmoid: multi-label (class heads: always).",
-    )
-    source: Literal["decoder", "encoder"] = Field(
-        "decoder",
-        description="Reads the decoder's finest map or the encoder's deepest (class default).",
-    )
-    target: str | None = Field(None, description="Batch key of the target; default head name.")
-    pooling: Literal["avg", "max"] = Field("avg", description="class heads: global pooling.")
-    dropout: float = Field(0.0, ge=0, lt=1, description="class heads: dropout before the linear.")
-    loss: list[LossTerm] = Field(
-        default_factory=lambda: [LossTerm(name="ce")],
-        description="Weighted loss terms (default: ce, or bce for sigmoid heads).",
-    )
-    weight: float = Field(1.0, ge=0, description="Weight of this head in the total loss.")
-    metrics: list[str] = Field(
-        default_factory=lambda: ["iou", "dice", "accuracy"],
-        description="Validation metrics by name, logged as val/<head>/<metric> "
-        "(class heads default: auroc, accuracy).",
-    )
-
-    @model_validator(mode="after")
-    def _kind_defaults(self):
-        """Defaults that depend on the kind: a class head is a sigmoid on the encoder."""
-        given = self.model_fields_set
-        if self.kind == "class":
-            if "activation" in given and self.activation != "sigmoid":
-                raise ValueError(
-                    "a class head predicts which classes an image holds (multi-label): "
-                    "activation must be sigmoid"
-                )
-            defaults = {"activation": "sigmoid", "source": "encoder"}
-            defaults["metrics"] = ["auroc", "accuracy"]
-        else:
-            defaults = {}
-            if self.pooling != "avg" or self.dropout:
-                raise ValueError("pooling and dropout apply to class heads only")
-        if self.activation == "sigmoid" or defaults.get("activation") == "sigmoid":
-            defaults["loss"] = [LossTerm(name="bce")]
-        for key, value in defaults.items():
-            if key not in given:
-                # object.__setattr__: validate_assignment would re-run this validator.
-                object.__setattr__(self, key, value)
-        return self
-
-    @field_validator("loss")
-    @classmethod
-    def _losses(cls, terms: list[LossTerm]) -> list[LossTerm]:
-        from podium.losses import LOSSES
-
-        for term in terms:
-            check_kwargs_fit(LOSSES, term.name, term.kwargs, skip_first=True)
-        return terms
-
-    @field_validator("metrics")
-    @classmethod
-    def _metrics(cls, names: list[str]) -> list[str]:
-        from podium.metrics import METRICS
-
-        for name in names:
-            check_registered(METRICS, name)
-        return names
-
-
-def check_class_heads(heads: dict[str, HeadConfig]) -> None:
-    """A class head learns the presence of its mask head's classes: one mask head, same count."""
-    masks = {name: h for name, h in heads.items() if h.kind == "mask"}
-    for name, head in heads.items():
-        if head.kind != "class":
-            continue
-        if len(masks) != 1:
-            raise ValueError(
-                f"heads.{name}: a class head learns which classes of the mask head an image "
-                f"holds, so it needs exactly one mask head (found {len(masks)})"
-            )
-        if head.target is not None:
-            raise ValueError(
-                f"heads.{name}.target: class heads read their targets from the mask head; "
-                "remove the key"
-            )
-        ((mask_name, mask),) = masks.items()
-        if head.classes not in (1, mask.classes):
-            raise ValueError(
-                f"heads.{name}.classes is {head.classes}: use {mask.classes} (one per class of "
-                f"heads.{mask_name}) or 1 (the image holds any class)"
-            )
+# One member per registered kind: a key of another kind is a validation error naming it.
+HeadConfig = Annotated[
+    Union[tuple(Annotated[HEADS.get(kind), Tag(kind)] for kind in HEADS.names())],  # noqa: UP007
+    Discriminator(_head_kind),
+]
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -388,13 +296,14 @@ class Config(Strict):
     init: InitConfig = Field(default_factory=InitConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
 
-    @field_validator("heads")
-    @classmethod
-    def _heads(cls, heads: dict[str, HeadConfig]) -> dict[str, HeadConfig]:
-        if not heads:
+    @model_validator(mode="after")
+    def _bind_heads(self):
+        """Each head learns its name and checks what it reads against the others."""
+        if not self.heads:
             raise ValueError("at least one head is needed, e.g. heads: {mask: {classes: 3}}")
-        check_class_heads(heads)
-        return heads
+        for name, head in self.heads.items():
+            head.bind(name, self.heads, self.model.inputs)  # errors name heads.<name>
+        return self
 
     @field_validator("optimizer")
     @classmethod

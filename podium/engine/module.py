@@ -12,18 +12,18 @@ import torch
 from torch import nn
 from torchmetrics import MetricCollection
 
-from podium.engine.presence import presence_from_mask
+from podium.heads import HeadBase
 from podium.losses import CombinedLoss
-from podium.models import HeadSpec, PodiumModel
+from podium.models import PodiumModel
 
 __all__ = ["HeadTask", "PodiumModule", "normalize_on_device"]
 
 
 @dataclass
 class HeadTask:
-    """A head's training contract: its spec, weighted loss and validation metrics."""
+    """A head's training contract: the head, its weighted loss and validation metrics."""
 
-    spec: HeadSpec
+    head: HeadBase
     loss: CombinedLoss
     weight: float
     metrics: MetricCollection
@@ -67,18 +67,21 @@ class PodiumModule(pl.LightningModule):
         self.compile = compile
         self.compile_mode = compile_mode
         self._compiled: Any = None
-        # Class heads and the class count of the mask whose presence they learn (fixed per run).
-        mask_classes = next((t.spec.classes for t in tasks.values() if t.spec.kind == "mask"), 0)
-        self._presence_heads = [
-            (t.spec, mask_classes) for t in tasks.values() if t.spec.presence_of
-        ]
         # augmentation.device (podium.engine.device_augment.DeviceAugment), training only.
         self.device_augment = device_augment
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = normalize_on_device(images, self.mean, self.std)
+    @property
+    def heads(self) -> dict[str, HeadBase]:
+        return {name: task.head for name, task in self.tasks.items()}
+
+    def forward(self, inputs: dict[str, torch.Tensor] | torch.Tensor) -> dict[str, torch.Tensor]:
+        """uint8 B×C×H×W image (or {"image": ..., <extra input>: B×n}) → {head: output}."""
+        if isinstance(inputs, torch.Tensor):
+            inputs = {"image": inputs}
+        x = normalize_on_device(inputs["image"], self.mean, self.std)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        x = {**inputs, "image": x}
         if self._compiled is not None:
             try:
                 if self.compile_mode == "reduce-overhead":
@@ -104,27 +107,25 @@ class PodiumModule(pl.LightningModule):
             object.__setattr__(self, "_compiled", compiled)
 
     def _cast_targets(self, batch: dict) -> dict:
-        """Masks travel as uint8/int16; class-id targets become int64 on the device.
+        """Targets travel compact (uint8 masks, float16 maps); each head casts its own here.
 
-        Class heads get their B×K presence targets from the mask, before it is cast.
+        Heads that read another head's target (class presence from the mask) run in config
+        order, and read it before or after its cast alike.
         """
-        for spec, mask_classes in self._presence_heads:
-            if spec.presence_of in batch:
-                mask = batch[spec.presence_of]
-                batch[spec.target_key] = presence_from_mask(mask, mask_classes, spec.classes)
         for task in self.tasks.values():
-            key = task.spec.target_key
-            if key in batch and task.spec.mode == "multiclass":
-                batch[key] = batch[key].long()
-            elif key in batch and task.spec.mode == "multilabel":
-                batch[key] = batch[key].float()
+            task.head.prepare_target(batch)
         return batch
+
+    @staticmethod
+    def model_inputs(batch: dict) -> dict[str, torch.Tensor]:
+        """What the model reads from a batch: the image and the extra inputs."""
+        return {"image": batch["image"], **batch.get("inputs", {})}
 
     def _losses(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         total = torch.zeros((), device=self.device)
         logs: dict[str, torch.Tensor] = {}
         for name, task in self.tasks.items():
-            key = task.spec.target_key
+            key = task.head.target_key
             head_loss, parts = self.losses[name](
                 outputs[name], batch[key], batch.get(f"valid_{key}")
             )
@@ -134,8 +135,8 @@ class PodiumModule(pl.LightningModule):
         return total, logs
 
     def _augment_on_device(self, batch: dict, batch_idx: int) -> dict:
-        """augmentation.device on the uint8 batch; every mask head's target moves with it."""
-        keys = [t.spec.target_key for t in self.tasks.values() if t.spec.kind == "mask"]
+        """augmentation.device on the uint8 batch; every spatial head's target moves with it."""
+        keys = [t.head.target_key for t in self.tasks.values() if t.head.spatial]
         keys += [f"valid_{key}" for key in keys]
         spatial = {key: batch[key] for key in keys if key in batch}
         step = (self.current_epoch, batch_idx, self.global_rank)
@@ -146,7 +147,7 @@ class PodiumModule(pl.LightningModule):
         if self.device_augment is not None:
             batch = self._augment_on_device(batch, batch_idx)
         batch = self._cast_targets(batch)
-        outputs = self(batch["image"])
+        outputs = self(self.model_inputs(batch))
         loss, logs = self._losses(outputs, batch)
         if not torch.isfinite(loss):
             return loss  # NonFiniteGuard stops the run or drops the step; keep it out of the logs
@@ -164,18 +165,17 @@ class PodiumModule(pl.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         batch = self._cast_targets(batch)
-        outputs = self(batch["image"])
+        outputs = self(self.model_inputs(batch))
         loss, logs = self._losses(outputs, batch)
         size = batch["image"].shape[0]
         self.log("val/loss", loss, prog_bar=True, batch_size=size)
         self.log_dict({f"val/{k}": v for k, v in logs.items()}, batch_size=size)
         for name, task in self.tasks.items():
-            metrics = self.val_metrics[name]
-            target = batch[task.spec.target_key]
-            # torchmetrics wants integer labels; multi-label targets were cast to float for
-            # the loss.
-            target = target.long() if target.is_floating_point() else target
-            metrics.update(outputs[name].detach().float(), target)
+            key = task.head.target_key
+            args = task.head.metric_update_args(
+                outputs[name], batch[key], batch.get(f"valid_{key}")
+            )
+            self.val_metrics[name].update(*args)
 
     def on_validation_epoch_end(self) -> None:
         for name, metrics in self.val_metrics.items():

@@ -8,9 +8,8 @@ from pathlib import Path
 import torch
 
 from podium.engine.module import PodiumModule
-from podium.inference.forward import head_specs, predict_probabilities
-from podium.inference.tta import finalize_head
-from podium.models import HeadSpec
+from podium.heads import HeadBase
+from podium.inference.forward import Inputs, predict_probabilities
 
 __all__ = [
     "EnsemblePredictor",
@@ -19,21 +18,21 @@ __all__ = [
 ]
 
 
-def _head_signature(spec: HeadSpec) -> tuple[str, int, str]:
-    return spec.kind, spec.classes, spec.activation
+def _head_signature(head: HeadBase) -> tuple[str, int, str]:
+    return head.kind, head.out_channels, str(getattr(head, "activation", "none"))
 
 
-def check_compatible_heads(modules: Sequence[PodiumModule]) -> dict[str, HeadSpec]:
+def check_compatible_heads(modules: Sequence[PodiumModule]) -> dict[str, HeadBase]:
     """Heads of the first module; ValueError unless every module has the same names/kinds."""
     if not modules:
         raise ValueError("an ensemble needs at least one module")
-    first = head_specs(modules[0])
+    first = modules[0].heads
     for i, module in enumerate(modules[1:], start=1):
-        _check_member(i, head_specs(module), first)
+        _check_member(i, module.heads, first)
     return first
 
 
-def _check_member(index: int, specs: dict[str, HeadSpec], first: dict[str, HeadSpec]) -> None:
+def _check_member(index: int, specs: dict[str, HeadBase], first: dict[str, HeadBase]) -> None:
     if set(specs) != set(first):
         raise ValueError(
             f"ensemble member {index} has heads {sorted(specs)}, member 0 has {sorted(first)}"
@@ -42,7 +41,7 @@ def _check_member(index: int, specs: dict[str, HeadSpec], first: dict[str, HeadS
         mine, theirs = _head_signature(spec), _head_signature(first[name])
         if mine != theirs:
             raise ValueError(
-                f"ensemble member {index}, head {name!r}: (kind, classes, activation) "
+                f"ensemble member {index}, head {name!r}: (kind, channels, activation) "
                 f"{mine} differs from member 0's {theirs}"
             )
 
@@ -67,20 +66,21 @@ class EnsemblePredictor:
     def __init__(
         self, modules: Sequence[PodiumModule], weights: Sequence[float] | None = None
     ) -> None:
-        self.specs = check_compatible_heads(modules)
+        self.heads = check_compatible_heads(modules)
         self.modules = list(modules)
         self.weights = _normalized_weights(weights, len(self.modules))
 
     @torch.inference_mode()
-    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """uint8 B×C×H×W → {head: weighted mean probabilities} on images' device."""
+    def __call__(self, images: torch.Tensor, inputs: Inputs = None) -> dict[str, torch.Tensor]:
+        """uint8 B×C×H×W (+ extra inputs) → {head: weighted mean probabilities} on images'
+        device."""
         total: dict[str, torch.Tensor] = {}
         # One member at a time: only one member's outputs are alive besides the sum.
         for module, weight in zip(self.modules, self.weights):
-            for name, probs in predict_probabilities(module, images).items():
+            for name, probs in predict_probabilities(module, images, inputs).items():
                 part = probs.to(images.device, torch.float32) * weight
                 total[name] = total[name] + part if name in total else part
-        return {name: finalize_head(self.specs[name].kind, x) for name, x in total.items()}
+        return {name: self.heads[name].finalize(x) for name, x in total.items()}
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:

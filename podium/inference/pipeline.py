@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
+from podium.heads import first_of_kind
 from podium.inference.ensemble import EnsemblePredictor
+from podium.inference.forward import Inputs, rows
 from podium.inference.tiles import sliding_window_predict
 from podium.inference.tta import tta_apply
 
@@ -36,7 +38,7 @@ class Predictor:
         self, modules: list, options: InferenceOptions, weights: Sequence[float] | None = None
     ) -> None:
         self.ensemble = EnsemblePredictor(modules, weights)
-        self.specs = self.ensemble.specs
+        self.heads = self.ensemble.heads
         self.device = modules[0].device
         self.options = options
         self.batch_fn: Callable = self.ensemble
@@ -44,7 +46,7 @@ class Predictor:
             self.batch_fn = functools.partial(
                 tta_apply,
                 self.ensemble,
-                self.specs,
+                self.heads,
                 mode=options.tta,
                 scales=options.scales,
                 max_batch=options.max_batch,
@@ -52,11 +54,13 @@ class Predictor:
 
     def head_of_kind(self, kind: str) -> str | None:
         """Name of the first head of this kind ("mask", "class"), None when there is none."""
-        return next((name for name, spec in self.specs.items() if spec.kind == kind), None)
+        return first_of_kind(self.heads, kind)
 
     @torch.inference_mode()
-    def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(self, image: torch.Tensor, inputs: Inputs = None) -> dict[str, torch.Tensor]:
+        """One C×H×W image (+ its extra inputs, n values each) → {head: K×H×W or K}."""
         image = image.to(self.device)
+        extras = None if inputs is None else {n: x.reshape(1, -1) for n, x in inputs.items()}
         o = self.options
         if o.tile is not None and max(image.shape[-2:]) > o.tile:
             return sliding_window_predict(
@@ -67,14 +71,16 @@ class Predictor:
                 o.blend,
                 o.batch_size,
                 self.device,
-                self.specs,
+                self.heads,
+                inputs=extras,
             )
-        return {name: out[0] for name, out in self.batch_fn(image[None]).items()}
+        return {name: out[0] for name, out in self.batch_fn(image[None], extras).items()}
 
-    def batch(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """B×C×H×W of one size; tiles go image by image, otherwise one batched call."""
+    def batch(self, images: torch.Tensor, inputs: Inputs = None) -> dict[str, torch.Tensor]:
+        """B×C×H×W of one size (+ B×n inputs); tiles go image by image, else one call."""
         if self.options.tile is not None and max(images.shape[-2:]) > self.options.tile:
-            outs = [self(image) for image in images]
+            outs = [self(image, rows(inputs, i)) for i, image in enumerate(images)]
             return {name: torch.stack([o[name] for o in outs]) for name in outs[0]}
         with torch.inference_mode():
-            return self.batch_fn(images.to(self.device))
+            extras = None if inputs is None else {n: x.to(self.device) for n, x in inputs.items()}
+            return self.batch_fn(images.to(self.device), extras)

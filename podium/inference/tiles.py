@@ -20,9 +20,8 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from podium.inference.forward import PredictFn
-from podium.inference.tta import finalize_head
-from podium.models import HeadSpec
+from podium.heads import HeadBase
+from podium.inference.forward import Inputs, PredictFn
 
 __all__ = ["BLENDS", "blend_weights", "sliding_window_predict", "window_grid"]
 
@@ -118,13 +117,15 @@ def sliding_window_predict(
     blend: str = "gaussian",
     batch_size: int = 4,
     device: torch.device | str | None = None,
-    specs: Mapping[str, HeadSpec] | None = None,
+    heads: Mapping[str, HeadBase] | None = None,
     sigma_scale: float = 0.125,
+    inputs: Inputs = None,
 ) -> dict[str, torch.Tensor]:
     """uint8 C×H×W → {spatial head: K×H×W float32} blended over overlapping windows.
 
-    predict_fn: uint8 B×C×th×tw → {head: B×K×th×tw probabilities} (a module, TTA, an
-    ensemble). With `specs`, vector fields are renormalized to unit length after blending.
+    predict_fn: (uint8 B×C×th×tw, inputs) → {head: B×K×th×tw probabilities} (a module, TTA,
+    an ensemble). inputs: the image's extra inputs (1×n each), given to every window.
+    With `heads`, each head finalizes its blended output (vector fields renormalized).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
@@ -140,17 +141,20 @@ def sliding_window_predict(
     for i in range(0, len(corners), batch_size):
         batch = corners[i : i + batch_size]
         crops = torch.stack([padded[:, y : y + th, x : x + tw] for y, x in batch])
-        _add_batch(acc, predict_fn(crops), batch, weight, (hp, wp))
+        extras = None
+        if inputs is not None:
+            extras = {n: x.to(device).expand(len(batch), *x.shape[1:]) for n, x in inputs.items()}
+        _add_batch(acc, predict_fn(crops, extras), batch, weight, (hp, wp))
         for y, x in batch:
             weight_sum[:, y : y + th, x : x + tw] += weight
     if not acc:
         raise ValueError("predict_fn returned no spatial (B×K×H×W) head to tile")
     crop = (slice(None), slice(top, top + h), slice(left, left + w))
-    return {n: _finalize(n, (a / weight_sum)[crop], specs) for n, a in acc.items()}
+    return {n: _finalize(n, (a / weight_sum)[crop], heads) for n, a in acc.items()}
 
 
-def _finalize(name: str, x: torch.Tensor, specs: Mapping[str, HeadSpec] | None) -> torch.Tensor:
-    """K×H×W blended output → vectors renormalized when the head's kind is known."""
-    if specs is None or name not in specs:
+def _finalize(name: str, x: torch.Tensor, heads: Mapping[str, HeadBase] | None) -> torch.Tensor:
+    """K×H×W blended output → finalized by its head when the heads are known."""
+    if heads is None or name not in heads:
         return x
-    return finalize_head(specs[name].kind, x[None])[0]
+    return heads[name].finalize(x[None])[0]

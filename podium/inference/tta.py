@@ -9,15 +9,15 @@ Modes (each includes the identity):
   d4     the 8 elements of the dihedral group: rot90^k (k = 0..3) with and without hflip
          (rot90 and rot270, transpose and anti-transpose change H×W into W×H)
 
-Coordinates: x runs along W (to the right), y along H (downwards). `vector` heads hold
-(x, y) pairs on dim 1, e.g. (cos θ, sin θ): B×2, or B×2k×H×W fields; `box` heads hold
-normalized (x1, y1, x2, y2) on the last dim.
+Each head undoes the transform its own way (podium.heads: masks and dense maps get the
+inverse spatial transform, direction vectors are rotated back, boxes get their corners
+mapped back, class scores stay) and merges the variants (`finalize`: vectors back to unit
+length, boxes re-sorted).
 
 Reduction: `mean`, `max` or `gmean` of probabilities (the head's activation is applied
-BEFORE reducing). `reduce` applies to heads with a softmax/sigmoid activation; heads
-without one (regression: dense, vector, scalar, box) are always averaged arithmetically,
-since max/gmean of signed values is not meaningful. After reducing, vectors are
-renormalized to unit length and boxes re-sorted so that x1 ≤ x2, y1 ≤ y2.
+BEFORE reducing). `reduce` applies to heads whose outputs are probabilities; the others
+(regression) are always averaged arithmetically, since max/gmean of signed values is not
+meaningful.
 """
 
 from __future__ import annotations
@@ -29,29 +29,14 @@ import torch
 import torch.nn.functional as F
 
 from podium.engine.module import PodiumModule
-from podium.geometry import D4, inverse_image, transform_image
-from podium.inference.forward import PredictFn, head_specs, predict_probabilities
-from podium.models import HeadSpec
+from podium.geometry import D4, transform_image
+from podium.heads import HeadBase
+from podium.inference.forward import Inputs, PredictFn, predict_probabilities
 
-__all__ = [
-    "D4",
-    "HEAD_KINDS",
-    "REDUCTIONS",
-    "TTA_MODES",
-    "augment_output",
-    "deaugment_output",
-    "finalize_head",
-    "inverse_image",
-    "normalize_vectors",
-    "transform_image",
-    "tta_apply",
-    "tta_predict",
-    "tta_transforms",
-]
+__all__ = ["D4", "REDUCTIONS", "TTA_MODES", "tta_apply", "tta_predict", "tta_transforms"]
 
-HEAD_KINDS = ("mask", "dense", "vector", "scalar", "class", "box")
 REDUCTIONS = ("mean", "max", "gmean")
-_EPS = 1e-7
+_EPS = 1e-7  # floor of probabilities before their log (gmean)
 
 
 Variant = tuple[float, D4]  # (scale, D4 element): one augmented copy of the batch
@@ -72,94 +57,9 @@ def tta_transforms(mode: str) -> tuple[D4, ...]:
     return TTA_MODES[mode]
 
 
-def _rotate_xy(
-    x: torch.Tensor, y: torch.Tensor, k: int, offset: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """k quarter turns of torch.rot90: (x, y) ↦ (y, offset - x); offset 1 for points, 0 vectors."""
-    for _ in range(k % 4):
-        x, y = y, offset - x
-    return x, y
-
-
-def _map_xy(
-    x: torch.Tensor, y: torch.Tensor, t: D4, offset: float, inverse: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply t (or its inverse) to coordinates; offset=1 for normalized points, 0 vectors."""
-    if not inverse and t.hflip:
-        x = offset - x
-    x, y = _rotate_xy(x, y, -t.rot if inverse else t.rot, offset)
-    if inverse and t.hflip:
-        x = offset - x
-    return x, y
-
-
-def _transform_vectors(v: torch.Tensor, t: D4, inverse: bool) -> torch.Tensor:
-    """B×2k(×H×W) (x, y) pairs on dim 1 → the same pairs seen through t (or its inverse)."""
-    if v.shape[1] % 2:
-        raise ValueError(f"vector head needs (x, y) pairs on dim 1, got shape {tuple(v.shape)}")
-    pairs = v.unflatten(1, (-1, 2))
-    x, y = _map_xy(pairs[:, :, 0], pairs[:, :, 1], t, 0.0, inverse)
-    return torch.stack((x, y), dim=2).flatten(1, 2)
-
-
-def _transform_boxes(b: torch.Tensor, t: D4, inverse: bool) -> torch.Tensor:
-    """…×4 normalized (x1, y1, x2, y2) → mapped corners, re-sorted so x1 ≤ x2, y1 ≤ y2."""
-    if b.shape[-1] != 4:
-        raise ValueError(f"box head needs (x1, y1, x2, y2) on the last dim, got {tuple(b.shape)}")
-    x1, y1 = _map_xy(b[..., 0], b[..., 1], t, 1.0, inverse)
-    x2, y2 = _map_xy(b[..., 2], b[..., 3], t, 1.0, inverse)
-    return _sort_boxes(torch.stack((x1, y1, x2, y2), dim=-1))
-
-
-def _sort_boxes(b: torch.Tensor) -> torch.Tensor:
-    x1, x2 = torch.minimum(b[..., 0], b[..., 2]), torch.maximum(b[..., 0], b[..., 2])
-    y1, y2 = torch.minimum(b[..., 1], b[..., 3]), torch.maximum(b[..., 1], b[..., 3])
-    return torch.stack((x1, y1, x2, y2), dim=-1)
-
-
-def _transform_output(kind: str, x: torch.Tensor, t: D4, inverse: bool) -> torch.Tensor:
-    spatial = inverse_image if inverse else transform_image
-    if kind in ("mask", "dense"):
-        return spatial(x, t)
-    if kind == "vector":
-        x = spatial(x, t) if x.dim() == 4 else x
-        return _transform_vectors(x, t, inverse)
-    if kind in ("scalar", "class"):
-        return x
-    if kind == "box":
-        return _transform_boxes(x, t, inverse)
-    raise ValueError(f"unknown head kind {kind!r}; valid: {', '.join(HEAD_KINDS)}")
-
-
-def augment_output(kind: str, x: torch.Tensor, t: D4) -> torch.Tensor:
-    """A head output of kind `kind` for an image → the output expected for t(image)."""
-    return _transform_output(kind, x, t, inverse=False)
-
-
-def deaugment_output(kind: str, x: torch.Tensor, t: D4) -> torch.Tensor:
-    """A head output for t(image) → the output in the original image's frame."""
-    return _transform_output(kind, x, t, inverse=True)
-
-
-def normalize_vectors(v: torch.Tensor) -> torch.Tensor:
-    """B×2k(×H×W) (x, y) pairs on dim 1 → unit length (zero vectors stay ~zero)."""
-    pairs = v.unflatten(1, (-1, 2))
-    pairs = pairs / pairs.norm(dim=2, keepdim=True).clamp_min(_EPS)
-    return pairs.flatten(1, 2)
-
-
-def finalize_head(kind: str, x: torch.Tensor) -> torch.Tensor:
-    """After averaging: vectors back to unit length, boxes re-sorted; other kinds as is."""
-    if kind == "vector":
-        return normalize_vectors(x)
-    if kind == "box":
-        return _sort_boxes(x)
-    return x
-
-
-def _head_reduce(spec: HeadSpec, reduce: str) -> str:
-    """Regression heads (no activation) are always averaged: max/gmean need probabilities."""
-    return reduce if spec.activation in ("softmax", "sigmoid") else "mean"
+def _head_reduce(head: HeadBase, reduce: str) -> str:
+    """Regression heads are always averaged: max/gmean need probabilities."""
+    return reduce if head.probabilistic else "mean"
 
 
 def _accumulate(acc: torch.Tensor, x: torch.Tensor, reduce: str) -> None:
@@ -172,18 +72,17 @@ def _accumulate(acc: torch.Tensor, x: torch.Tensor, reduce: str) -> None:
         acc.add_(x)
 
 
-def _finish(spec: HeadSpec, acc: torch.Tensor, count: int, reduce: str) -> torch.Tensor:
+def _finish(head: HeadBase, acc: torch.Tensor, count: int, reduce: str) -> torch.Tensor:
     """Accumulated sum/max/log-sum over `count` variants → the reduced, finalized output."""
-    reduce = _head_reduce(spec, reduce)
+    reduce = _head_reduce(head, reduce)
     if reduce == "mean":
         out = acc / count
     elif reduce == "gmean":
-        out = (acc / count).exp()
-        if spec.activation == "softmax":  # a geometric mean of distributions must sum to 1
-            out = out / out.sum(dim=1, keepdim=True)
+        # A geometric mean of distributions (or of sigmoid pairs) is renormalized by the head.
+        out = head.renormalize((acc / count).exp())
     else:
         out = acc
-    return finalize_head(spec.kind, out)
+    return head.finalize(out)
 
 
 def _resize_images(images: torch.Tensor, scale: float) -> torch.Tensor:
@@ -241,10 +140,17 @@ def _run_chunk(
     predict_fn: PredictFn,
     scaled: Mapping[float, torch.Tensor],
     segments: list[tuple[Variant, int, int]],
+    inputs: Inputs,
 ) -> list[dict[str, torch.Tensor]]:
-    """One model call for all rows of a chunk → per-segment outputs, split back."""
-    inputs = [transform_image(scaled[s][a:b], t) for (s, t), a, b in segments]
-    outputs = predict_fn(torch.cat(inputs) if len(inputs) > 1 else inputs[0])
+    """One model call for all rows of a chunk → per-segment outputs, split back.
+
+    Extra inputs (per image) are not transformed: each variant's rows get their image's.
+    """
+    images = [transform_image(scaled[s][a:b], t) for (s, t), a, b in segments]
+    extras = None
+    if inputs is not None:
+        extras = {name: torch.cat([x[a:b] for _, a, b in segments]) for name, x in inputs.items()}
+    outputs = predict_fn(torch.cat(images) if len(images) > 1 else images[0], extras)
     sizes = [b - a for _, a, b in segments]
     split = {name: out.split(sizes) for name, out in outputs.items()}
     return [{name: parts[i] for name, parts in split.items()} for i in range(len(sizes))]
@@ -252,7 +158,7 @@ def _run_chunk(
 
 def _add_segment(
     acc: dict[str, torch.Tensor],
-    specs: Mapping[str, HeadSpec],
+    heads: Mapping[str, HeadBase],
     outputs: dict[str, torch.Tensor],
     t: D4,
     rows: slice,
@@ -262,11 +168,11 @@ def _add_segment(
 ) -> None:
     """Deaugment one segment's outputs (images `rows` of B) and fold them into acc[head]."""
     for name, out in outputs.items():
-        if name not in specs:
-            raise KeyError(f"model returned head {name!r} that has no HeadSpec")
-        spec = specs[name]
-        y = _resize_output(deaugment_output(spec.kind, out.float(), t), size)
-        how = _head_reduce(spec, reduce)
+        if name not in heads:
+            raise KeyError(f"model returned head {name!r} that is not among its heads")
+        head = heads[name]
+        y = _resize_output(head.deaugment(out.float(), t), size)
+        how = _head_reduce(head, reduce)
         if name not in acc:
             fill = float("-inf") if how == "max" else 0.0
             acc[name] = torch.full((batch, *y.shape[1:]), fill, device=y.device)
@@ -285,8 +191,9 @@ def _check_args(scales: Sequence[float], max_batch: int | None, reduce: str) -> 
 @torch.inference_mode()
 def tta_apply(
     predict_fn: PredictFn,
-    specs: Mapping[str, HeadSpec],
+    heads: Mapping[str, HeadBase],
     images: torch.Tensor,
+    inputs: Inputs = None,
     mode: str = "d4",
     scales: Sequence[float] = (1.0,),
     max_batch: int | None = None,
@@ -306,14 +213,15 @@ def tta_apply(
     sizes = {s: tuple(x.shape[-2:]) for s, x in scaled.items()}
     for group in _group_by_shape(variants, sizes).values():
         for segs in _chunks(group, batch, max_batch):
-            for ((_, t), a, b), out in zip(segs, _run_chunk(predict_fn, scaled, segs)):
-                _add_segment(acc, specs, out, t, slice(a, b), batch, size, reduce)
-    return {name: _finish(specs[name], x, len(variants), reduce) for name, x in acc.items()}
+            for ((_, t), a, b), out in zip(segs, _run_chunk(predict_fn, scaled, segs, inputs)):
+                _add_segment(acc, heads, out, t, slice(a, b), batch, size, reduce)
+    return {name: _finish(heads[name], x, len(variants), reduce) for name, x in acc.items()}
 
 
 def tta_predict(
     module: PodiumModule,
     images: torch.Tensor,
+    inputs: Inputs = None,
     mode: str = "d4",
     scales: Sequence[float] = (1.0,),
     max_batch: int | None = None,
@@ -322,4 +230,4 @@ def tta_predict(
     """uint8 B×C×H×W → {head: probabilities} of `module` under TTA (see tta_apply)."""
     fn = functools.partial(predict_probabilities, module)
     images = images.to(module.device)
-    return tta_apply(fn, head_specs(module), images, mode, scales, max_batch, reduce)
+    return tta_apply(fn, module.heads, images, inputs, mode, scales, max_batch, reduce)

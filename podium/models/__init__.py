@@ -1,6 +1,5 @@
-"""Model factory: an SMP encoder and decoder plus named heads."""
+"""Model factory: an SMP encoder and decoder plus named heads (podium.heads)."""
 
 from podium.models.factory import PodiumModel, build_model
-from podium.models.heads import HEADS, HeadSpec
 
-__all__ = ["HEADS", "HeadSpec", "PodiumModel", "build_model"]
+__all__ = ["PodiumModel", "build_model"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -9,28 +10,48 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from podium.models.heads import HEADS, FeatureShapes, HeadSpec
+from podium.heads import FeatureShapes, HeadBase, HeadInputs
 
 __all__ = ["PodiumModel", "build_model", "load_encoder_file"]
 
 
 class PodiumModel(nn.Module):
-    """Encoder → decoder → {head name: output}. Input: normalized B×C×H×W float."""
+    """Encoder → decoder → heads in config order, each reading what it declared.
 
-    def __init__(self, net: smp.base.SegmentationModel, heads: dict[str, nn.Module]) -> None:
+    Input: {"image": normalized B×C×H×W float, <extra input>: B×n float, ...}, or the image
+    tensor alone. Output: {head name: B×K×H×W or B×K}.
+    """
+
+    def __init__(
+        self,
+        net: smp.base.SegmentationModel,
+        heads: dict[str, nn.Module],
+        inputs: dict[str, int] | None = None,
+    ) -> None:
         super().__init__()
         self.encoder = net.encoder
         self.decoder = net.decoder
         self.heads = nn.ModuleDict(heads)
+        self.inputs = dict(inputs or {})
         self.output_stride = getattr(net.encoder, "output_stride", 32)
         self.requires_divisible_input = net.requires_divisible_input_shape
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, inputs: dict[str, torch.Tensor] | torch.Tensor) -> dict[str, torch.Tensor]:
+        if isinstance(inputs, torch.Tensor):
+            inputs = {"image": inputs}
+        x = inputs["image"]
         if self.requires_divisible_input:
             _check_divisible(x, self.output_stride)
+        missing = [name for name in self.inputs if name not in inputs]
+        if missing:
+            raise ValueError(f"the model reads inputs {missing} besides the image; none given")
         features = self.encoder(x)
-        decoded = self.decoder(features)
-        return {name: head(features, decoded) for name, head in self.heads.items()}
+        ctx = HeadInputs(
+            features, self.decoder(features), {n: inputs[n] for n in self.inputs}, outputs={}
+        )
+        for name, head in self.heads.items():
+            ctx.outputs[name] = head(ctx)
+        return ctx.outputs
 
 
 def _check_divisible(x: torch.Tensor, stride: int) -> None:
@@ -46,12 +67,16 @@ def _check_divisible(x: torch.Tensor, stride: int) -> None:
 def build_model(
     arch: str,
     encoder_name: str,
-    heads: list[HeadSpec],
+    heads: dict[str, HeadBase],
     encoder_weights: str | None = None,
     in_channels: int = 3,
+    inputs: dict[str, int] | None = None,
     **kwargs: Any,
 ) -> PodiumModel:
-    """kwargs go to the SMP constructor unrenamed (decoder_channels, encoder_depth, ...)."""
+    """kwargs go to the SMP constructor unrenamed (decoder_channels, encoder_depth, ...).
+
+    inputs: extra model inputs (name → values per image) that heads may read.
+    """
     local_file = encoder_weights is not None and _looks_like_path(encoder_weights)
     net = smp.create_model(
         arch,
@@ -63,19 +88,25 @@ def build_model(
     )
     if local_file:
         load_encoder_file(net.encoder, Path(encoder_weights))
-    shapes = _feature_shapes(net)
-    built = {spec.name: HEADS.get(spec.kind)(spec, shapes) for spec in heads}
-    return PodiumModel(net, built)
+    shapes = _feature_shapes(net, inputs or {})
+    built: dict[str, nn.Module] = {}
+    for name, head in heads.items():
+        built[name] = head.build_module(shapes)
+        # Later heads may read this one's output: they learn its channel count.
+        shapes = dataclasses.replace(shapes, heads={**shapes.heads, name: head.out_channels})
+    return PodiumModel(net, built, inputs)
 
 
 def _looks_like_path(value: str) -> bool:
     return "/" in value or value.endswith((".pth", ".pt", ".ckpt", ".bin", ".safetensors"))
 
 
-def _feature_shapes(net: smp.base.SegmentationModel) -> FeatureShapes:
+def _feature_shapes(net: smp.base.SegmentationModel, inputs: dict[str, int]) -> FeatureShapes:
     """Read channels and kernel size from the SMP segmentation head we replace."""
     conv = next(m for m in net.segmentation_head.modules() if isinstance(m, nn.Conv2d))
-    return FeatureShapes(net.encoder.out_channels[-1], conv.in_channels, conv.kernel_size[0])
+    return FeatureShapes(
+        tuple(net.encoder.out_channels), conv.in_channels, conv.kernel_size[0], dict(inputs)
+    )
 
 
 def load_encoder_file(encoder: nn.Module, path: Path) -> None:

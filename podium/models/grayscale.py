@@ -21,8 +21,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from podium.heads import HeadBase
 from podium.models.factory import PodiumModel, build_model
-from podium.models.heads import HeadSpec
 
 __all__ = ["GRAYSCALE_SOURCES", "build_grayscale_model", "find_first_conv", "recycle_first_conv"]
 
@@ -86,7 +86,7 @@ def recycle_first_conv(model_or_encoder: nn.Module, source: Source = "sum") -> n
 def build_grayscale_model(
     arch: str,
     encoder_name: str,
-    heads: list[HeadSpec],
+    heads: dict[str, HeadBase],
     encoder_weights: str | None = None,
     source: Source = "sum",
     **kwargs: Any,

@@ -11,9 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from podium.io import atomic_open  # noqa: E402
-from podium.report.overlay import default_palette, overlay  # noqa: E402
+from podium.report.overlay import overlay  # noqa: E402
 
-__all__ = ["plot_best_worst", "plot_confusion", "plot_mask_rows"]
+__all__ = ["plot_confusion", "plot_mask_rows"]
 
 
 def _save(fig, path: Path) -> None:
@@ -47,23 +47,6 @@ def plot_confusion(confusion: np.ndarray, names: list[str], path: Path) -> None:
     ax.set_title("confusion matrix (row-normalized)")
     fig.tight_layout()
     _save(fig, path)
-
-
-def plot_best_worst(predictor, dataset, best, worst, config, path: Path, head: str) -> None:
-    """Rows of (image, truth overlay, prediction overlay) for best-k then worst-k images."""
-    spec = predictor.specs[head]
-    palette = config.data.palette or default_palette(spec.classes)
-    index = {s.name: i for i, s in enumerate(dataset.samples)}
-    rows = []
-    for kind, picks in (("best", best), ("worst", worst)):
-        for score, name in picks:
-            item = dataset[index[name]]
-            pred = predictor(item["image"])[head].argmax(0).cpu().numpy()
-            image = item["image"].permute(1, 2, 0).numpy()
-            truth = item[spec.target_key].numpy()
-            rows.append((f"{kind}: {name}", image, truth, pred, f"prediction (mIoU {score:.3f})"))
-    alpha, ignore = config.inference.overlay_alpha, config.data.ignore_index
-    plot_mask_rows(rows, palette, alpha, path, ignore)
 
 
 def plot_mask_rows(

@@ -19,7 +19,8 @@ from podium.config import Config
 from podium.engine.module import PodiumModule
 from podium.inference.pipeline import Predictor
 from podium.io import atomic_write_text
-from podium.report.evaluation_plots import plot_best_worst, plot_confusion
+from podium.report.evaluation_plots import plot_confusion, plot_mask_rows
+from podium.report.overlay import default_palette
 
 __all__ = ["EvaluationResult", "evaluate", "scores_from_confusion", "synced_clock"]
 
@@ -66,7 +67,7 @@ def evaluate(
     if isinstance(predictor, PodiumModule):
         predictor = Predictor([predictor], inference_options(config))
     head = head or predictor.head_of_kind("mask")
-    spec = predictor.specs[head]
+    spec = predictor.heads[head]
     if spec.activation == "sigmoid":
         from podium.workflows.evaluate_multilabel import evaluate_multilabel
 
@@ -135,3 +136,20 @@ def _write_report(config, predictor, dataset, result, scored, out_dir: Path, hea
     plot_best_worst(
         predictor, dataset, scored[::-1][:k], scored[:k], config, out_dir / "best_worst.png", head
     )
+
+
+def plot_best_worst(predictor, dataset, best, worst, config, path: Path, head: str) -> None:
+    """Rows of (image, truth overlay, prediction overlay) for best-k then worst-k images."""
+    mask = predictor.heads[head]
+    palette = config.data.palette or default_palette(mask.classes)
+    index = {s.name: i for i, s in enumerate(dataset.samples)}
+    rows = []
+    for kind, picks in (("best", best), ("worst", worst)):
+        for score, name in picks:
+            item = dataset[index[name]]
+            pred = predictor(item["image"])[head].argmax(0).cpu().numpy()
+            image = item["image"].permute(1, 2, 0).numpy()
+            truth = item[mask.target_key].numpy()
+            rows.append((f"{kind}: {name}", image, truth, pred, f"prediction (mIoU {score:.3f})"))
+    alpha, ignore = config.inference.overlay_alpha, config.data.ignore_index
+    plot_mask_rows(rows, palette, alpha, path, ignore)

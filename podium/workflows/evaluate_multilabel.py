@@ -102,7 +102,7 @@ def evaluate_multilabel(
     """Score the validation split; write metrics.json, per_class.csv and best_worst.png."""
     from podium.workflows.evaluate import synced_clock
 
-    spec, class_head = predictor.specs[head], predictor.head_of_kind("class")
+    spec, class_head = predictor.heads[head], predictor.head_of_kind("class")
     source = config.inference.postprocess
     pp = load_postprocess(source, spec.classes) if source else None
     if pp is not None:
@@ -172,7 +172,7 @@ def _grid_row(predictor, dataset, head, pp, kind: str, score: float, index: int)
     class_head = predictor.head_of_kind("class")
     class_probs = outputs[class_head][None] if class_head in outputs else None
     pred = _binarize(outputs[head][None].float(), class_probs, pp)[0].numpy()
-    truth = (item[predictor.specs[head].target_key] == 1).numpy()
+    truth = (item[predictor.heads[head].target_key] == 1).numpy()
     image = item["image"].permute(1, 2, 0).numpy()
     caption = f"prediction (Kaggle Dice {score:.3f})"
     title = f"{kind}: {item['name']}"

@@ -102,7 +102,9 @@ def _callbacks(config: Config, run_dir: Path) -> list[pl.Callback]:
 
 def _metric_keys(config: Config) -> list[str]:
     return [
-        f"val/{name}/{metric}" for name, head in config.heads.items() for metric in head.metrics
+        f"val/{name}/{metric}"
+        for name, head in config.heads.items()
+        for metric in head.metric_names()
     ]
 
 

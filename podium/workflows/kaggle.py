@@ -30,7 +30,7 @@ def _validation_items(config: Config, predictor: Predictor) -> Iterator[tuple]:
     """(name, C×H×W probabilities, C×H×W bool truth, class head probabilities or None) for each
     validation image, one at a time."""
     head, class_head = predictor.head_of_kind("mask"), predictor.head_of_kind("class")
-    key = predictor.specs[head].target_key
+    key = predictor.heads[head].target_key
     dataset = dataset_for(config, "val", augment=False)
     for index in tqdm(range(len(dataset)), desc="tune: predict validation", unit="img"):
         item = dataset[index]
@@ -48,7 +48,7 @@ def tune_on_validation(
     image_rule: also search the max-probability image threshold. With a class head, its
     threshold is searched too (0 = rule off stays a candidate, so it is used only if it helps).
     """
-    spec = predictor.specs[predictor.head_of_kind("mask")]
+    spec = predictor.heads[predictor.head_of_kind("mask")]
     if spec.activation != "sigmoid":
         raise ValueError(
             "podium tune searches per-class thresholds of a sigmoid (multi-label) "

@@ -15,11 +15,10 @@ from podium.data.errors import DataError
 from podium.data.formats import list_images
 from podium.data.images import read_image
 from podium.data.rle_csv import masks_to_rows, write_rle_csv
+from podium.heads import WriteContext
 from podium.inference.pipeline import Predictor
 from podium.inference.postprocess import check_class_rule, load_postprocess, masks_from_probs
 from podium.inference.probabilities import save_probabilities, write_timings_csv
-from podium.io import write_mask_png, write_rgb_png
-from podium.report.overlay import default_palette, overlay
 
 __all__ = [
     "PredictionSummary",
@@ -54,7 +53,7 @@ def predict_folder(
             pass
         return summary
     head = predictor.head_of_kind("mask")
-    if predictor.specs[head].activation != "sigmoid":
+    if head is None or predictor.heads[head].activation != "sigmoid":
         raise ValueError("--submission writes Kaggle RLE rows per class: it needs a sigmoid head")
     write_rle_csv(
         submission, (row for path, mask in results for row in masks_to_rows(path.name, mask))
@@ -63,14 +62,16 @@ def predict_folder(
 
 
 def _predict_each(config, predictor, input_dir, output_dir, overlays, save_probs, summary):
-    """Predict, write per-image outputs, yield (path, mask); fills `summary` as it goes."""
-    head, class_head = predictor.head_of_kind("mask"), predictor.head_of_kind("class")
-    spec = predictor.specs[head]
+    """Predict, write every head's outputs, yield (path, mask or None); fills `summary`.
+
+    The mask head's probabilities go through data.postprocess when set; every other head
+    writes what its kind decodes (dense maps as TIFF, class scores as JSON, ...).
+    """
+    mask_name, class_name = predictor.head_of_kind("mask"), predictor.head_of_kind("class")
     pp = None
-    if config.inference.postprocess:
-        pp = load_postprocess(config.inference.postprocess, spec.classes)
-        check_class_rule(pp, class_head, config.inference.postprocess, predictor.options.tile)
-    palette = config.data.palette or default_palette(spec.classes)
+    if config.inference.postprocess and mask_name is not None:
+        pp = load_postprocess(config.inference.postprocess, predictor.heads[mask_name].classes)
+        check_class_rule(pp, class_name, config.inference.postprocess, predictor.options.tile)
     timings = []
     start = time.perf_counter()
     for stem, path in tqdm(list_images(input_dir).items(), desc="predict", unit="img"):
@@ -81,34 +82,26 @@ def _predict_each(config, predictor, input_dir, output_dir, overlays, save_probs
             continue
         t0 = time.perf_counter()
         probs = predictor(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
-        mask = masks_from_probs(probs[head], spec.activation, pp, probs.get(class_head))
+        decoded = {name: head.decode(probs[name]) for name, head in predictor.heads.items()}
+        if pp is not None:
+            mask = predictor.heads[mask_name]
+            decoded[mask_name] = masks_from_probs(
+                probs[mask_name], mask.activation, pp, probs.get(class_name)
+            )
         seconds = round(time.perf_counter() - t0, 6)
         timings.append(
             {"image": stem, "height": image.shape[0], "width": image.shape[1], "seconds": seconds}
         )
-        _write_outputs(output_dir, stem, image, mask, probs, palette, config, overlays, save_probs)
+        ctx = WriteContext(image, config.data.palette, config.inference.overlay_alpha, overlays)
+        for name, head in predictor.heads.items():
+            head.write(output_dir, stem, decoded[name], ctx)
+        if save_probs:
+            save_probabilities(
+                output_dir / "probabilities" / f"{stem}.npz",
+                {k: v.float().cpu().numpy() for k, v in probs.items()},
+            )
         summary.written += 1
-        yield path, mask
+        yield path, decoded.get(mask_name)
     summary.seconds = time.perf_counter() - start
     if timings:
         write_timings_csv(output_dir / "timings.csv", timings)
-
-
-def _write_outputs(out: Path, stem, image, mask, probs, palette, config, overlays, save_probs):
-    if mask.ndim == 3:  # multi-label: one single-channel 0/1 PNG per class
-        for c, layer in enumerate(mask):
-            write_mask_png(out / "masks" / f"{stem}_class{c + 1}.png", layer, None)
-        flat = np.where(mask.any(0), mask.argmax(0) + 1, 0).astype(np.uint8)
-        shown, palette = flat, [(0, 0, 0), *palette]
-    else:
-        write_mask_png(out / "masks" / f"{stem}.png", mask, palette)
-        shown = mask
-    if overlays:
-        clear = 0 if mask.ndim == 3 else None  # multi-label: pixels of no class stay clear
-        blended = overlay(image, shown, palette, config.inference.overlay_alpha, clear_id=clear)
-        write_rgb_png(out / "overlays" / f"{stem}.png", blended)
-    if save_probs:
-        save_probabilities(
-            out / "probabilities" / f"{stem}.npz",
-            {k: v.float().cpu().numpy() for k, v in probs.items()},
-        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from podium.engine.presence import presence_from_mask
+from podium.heads.classification import presence_from_mask
 
 
 def test_multilabel_presence_per_class_and_any():

@@ -64,7 +64,7 @@ def test_windows_go_through_the_model_in_batches():
     fn = conv_predict_fn(kernel=1)
     sizes: list[int] = []
 
-    def counting(images):
+    def counting(images, inputs=None):
         sizes.append(images.shape[0])
         return fn(images)
 
@@ -85,7 +85,7 @@ def test_image_smaller_than_the_tile_is_padded_and_cropped_back():
 def test_composes_with_tta_and_drops_image_level_heads():
     image = random_images(1, 30, 44)[0]
     tta = functools.partial(tta_apply, equivariant_predict, SPECS, mode="d4")
-    out = sliding_window_predict(tta, image, 16, overlap=0.5, batch_size=2, specs=SPECS)
+    out = sliding_window_predict(tta, image, 16, overlap=0.5, batch_size=2, heads=SPECS)
     assert set(out) == {"mask", "labels", "dense", "field"}
     mask_fn = conv_predict_fn(kernel=1)
     tiled = sliding_window_predict(

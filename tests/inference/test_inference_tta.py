@@ -17,18 +17,10 @@ from inference_helpers import (
     tiny_module,
 )
 
-from podium.inference.forward import head_specs, predict_probabilities
-from podium.inference.tta import (
-    D4,
-    TTA_MODES,
-    augment_output,
-    deaugment_output,
-    inverse_image,
-    transform_image,
-    tta_apply,
-    tta_predict,
-    tta_transforms,
-)
+from podium.geometry import inverse_image, transform_image
+from podium.heads import make_head
+from podium.inference.forward import predict_probabilities
+from podium.inference.tta import TTA_MODES, tta_apply, tta_predict, tta_transforms
 
 ALL_D4 = TTA_MODES["d4"]
 
@@ -58,10 +50,17 @@ def _output(kind: str, batch: int, channels: int, h: int, w: int, seed: int) -> 
 )
 def test_augment_then_deaugment_is_identity(t, kind, batch, channels, h, w, seed):
     x = _output(kind, batch, channels, h, w, seed)
-    there = augment_output(kind, x, t)
+    head = {"vector": _vector_head(x)}.get(kind) or next(
+        h for h in SPECS.values() if h.kind == kind
+    )
+    there = head.augment(x, t)
     if x.dim() == 4 and t.swaps_hw:
         assert there.shape[-2:] == (w, h)
-    torch.testing.assert_close(deaugment_output(kind, there, t), x, atol=1e-6, rtol=0)
+    torch.testing.assert_close(head.deaugment(there, t), x, atol=1e-6, rtol=0)
+
+
+def _vector_head(x: torch.Tensor):
+    return SPECS["field"] if x.dim() == 4 else SPECS["direction"]
 
 
 @pytest.mark.parametrize("t", ALL_D4, ids=lambda t: t.name)
@@ -91,7 +90,7 @@ def test_vector_map_matches_the_gradient_of_a_transformed_ramp(t):
     rows, cols = torch.meshgrid(torch.arange(5.0), torch.arange(7.0), indexing="ij")
     f = transform_image((a * cols + b * rows)[None, None], t)[0, 0]
     measured = torch.tensor([[f[0, 1] - f[0, 0], f[1, 0] - f[0, 0]]])
-    expected = augment_output("vector", torch.tensor([[a, b]]), t)
+    expected = SPECS["direction"].augment(torch.tensor([[a, b]]), t)
     torch.testing.assert_close(measured, expected)
 
 
@@ -107,7 +106,7 @@ def test_box_map_matches_the_box_of_a_transformed_mask(t):
     measured = torch.tensor(
         [[cols.min() / ww, rows.min() / hh, (cols.max() + 1) / ww, (rows.max() + 1) / hh]]
     )
-    torch.testing.assert_close(augment_output("box", box, t), measured)
+    torch.testing.assert_close(SPECS["box"].augment(box, t), measured)
 
 
 @pytest.mark.parametrize("mode", ["hflip", "vflip", "d2", "d4"])
@@ -148,9 +147,9 @@ class CountingPredict:
     def __init__(self, fn) -> None:
         self.fn, self.sizes = fn, []
 
-    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(self, images: torch.Tensor, inputs=None) -> dict[str, torch.Tensor]:
         self.sizes.append(images.shape[0])
-        return self.fn(images)
+        return self.fn(images, inputs)
 
 
 @pytest.mark.parametrize(("max_batch", "calls"), [(None, 1), (24, 1), (5, 5), (8, 3), (1, 24)])
@@ -175,14 +174,14 @@ def test_non_square_d4_and_multiscale_make_one_call_per_input_shape():
 def test_tta_predict_calls_the_real_model_once_and_chunks_agree():
     module = tiny_module()
     calls: list[int] = []
-    module.model.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    module.model.register_forward_hook(lambda m, args, out: calls.append(args[0]["image"].shape[0]))
     images = random_images(2, 64, 64)
     whole = tta_predict(module, images, mode="d4")
     assert calls == [16]
     chunked = tta_predict(module, images, mode="d4", max_batch=6)
     assert calls[1:] == [6, 6, 4]
     torch.testing.assert_close(chunked["mask"], whole["mask"], atol=1e-5, rtol=0)
-    assert set(whole) == set(head_specs(module))
+    assert set(whole) == set(module.heads)
 
 
 def test_bad_arguments_are_named():
@@ -191,5 +190,5 @@ def test_bad_arguments_are_named():
         tta_apply(equivariant_predict, SPECS, images, mode="d8")
     with pytest.raises(ValueError, match="reduction 'median'"):
         tta_apply(equivariant_predict, SPECS, images, reduce="median")
-    with pytest.raises(ValueError, match="unknown head kind 'blob'"):
-        deaugment_output("blob", images, D4(1))
+    with pytest.raises(KeyError, match="unknown head kind 'blob'.*Valid: class, dense, mask"):
+        make_head("x", "blob")

@@ -6,26 +6,27 @@ import pytest
 import torch
 
 from podium.config import ConfigError, load_config
-from podium.models import HeadSpec, build_model
+from podium.heads import make_head
+from podium.models import build_model
 from tests.conftest import tiny_config_dict
 
-MASK = HeadSpec("mask", "mask", 4, "sigmoid")
+MASK = make_head("mask", "mask", classes=4, activation="sigmoid")
 
 
 @pytest.mark.parametrize("source", ["encoder", "decoder"])
 def test_class_head_gives_one_logit_per_class(source):
-    spec = HeadSpec("has_defect", "class", 4, "sigmoid", source)
-    model = build_model("Unet", "resnet18", [MASK, spec]).eval()
+    spec = make_head("has_defect", "class", classes=4, source=source)
+    model = build_model("Unet", "resnet18", {"mask": MASK, "has_defect": spec}).eval()
     out = model(torch.randn(2, 3, 64, 96))
     assert out["mask"].shape == (2, 4, 64, 96) and out["has_defect"].shape == (2, 4)
-    assert spec.mode == "multilabel"
+    assert spec.loss_context(None).mode == "multilabel"
 
 
 def test_encoder_class_head_reads_only_the_deepest_feature():
     """Changing the decoder must not change an encoder-fed class head's output."""
     torch.manual_seed(0)
-    spec = HeadSpec("any", "class", 1, "sigmoid", "encoder", pooling="max")
-    model = build_model("FPN", "resnet18", [MASK, spec]).eval()
+    spec = make_head("any", "class", classes=1, source="encoder", pooling="max")
+    model = build_model("FPN", "resnet18", {"mask": MASK, "any": spec}).eval()
     x = torch.randn(1, 3, 64, 64)
     before = model(x)
     with torch.no_grad():
@@ -51,9 +52,10 @@ def test_class_head_defaults(tmp_path):
     config = load_config(raw=_config(tmp_path, classes=3))
     head = config.heads["has"]
     assert (head.activation, head.source) == ("sigmoid", "encoder")
-    assert [t.name for t in head.loss] == ["bce"] and head.metrics == ["auroc", "accuracy"]
+    assert [t.name for t in head.loss_terms()] == ["bce"]
+    assert head.metric_names() == ["auroc", "accuracy"]
     # A sigmoid mask head without a loss list gets BCE, not the softmax default CE.
-    assert [t.name for t in config.heads["mask"].loss] == ["bce"]
+    assert [t.name for t in config.heads["mask"].loss_terms()] == ["bce"]
     # The dumped config loads back to the same heads (resume, checkpoints).
     again = load_config(raw=config.model_dump(mode="json"))
     assert again.heads == config.heads
@@ -63,7 +65,7 @@ def test_class_head_defaults(tmp_path):
     ("change", "message"),
     [
         ({"classes": 2}, "use 3 .* or 1"),
-        ({"classes": 3, "activation": "softmax"}, "must be sigmoid"),
+        ({"classes": 3, "activation": "softmax"}, "heads.has.activation.*sigmoid"),
         ({"classes": 3, "target": "labels"}, "remove the key"),
     ],
 )
@@ -82,7 +84,7 @@ def test_class_head_needs_one_mask_head(tmp_path):
 def test_pooling_on_a_mask_head_is_refused(tmp_path):
     raw = _config(tmp_path, classes=3)
     raw["heads"]["mask"]["pooling"] = "max"
-    with pytest.raises(ConfigError, match="class heads only"):
+    with pytest.raises(ConfigError, match="heads.mask.pooling: unknown key"):
         load_config(raw=raw)
 
 

@@ -10,11 +10,11 @@ import torch
 from segmentation_models_pytorch.encoders import get_encoder
 from torch import nn
 
+from podium.heads import make_head
 from podium.models.factory import build_model
 from podium.models.grayscale import build_grayscale_model, find_first_conv, recycle_first_conv
-from podium.models.heads import HeadSpec
 
-HEADS = [HeadSpec("mask", "mask", 4, "sigmoid")]
+HEADS = {"mask": make_head("mask", "mask", classes=4, activation="sigmoid")}
 SMALL = {"decoder_channels": (16, 16, 8, 8, 8)}  # thin decoder: builds and runs in ms
 
 
