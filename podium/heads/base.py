@@ -168,6 +168,9 @@ class HeadBase(BaseModel):
     default_loss: ClassVar[tuple[str, ...]] = ()
     default_metrics: ClassVar[tuple[str, ...]] = ()
 
+    # The smallest valid YAML of this kind, for contract tests, docs and benchmarks.
+    example: ClassVar[dict[str, Any]] = {}
+
     _name: str = PrivateAttr("")
 
     # --- identity and config ----------------------------------------------------------------
@@ -252,6 +255,14 @@ class HeadBase(BaseModel):
             keep = keep.unsqueeze(1)
         keep = keep.expand_as(output)
         return output[keep], target[keep]
+
+    def random_target(
+        self, batch: int, size: tuple[int, int], generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """A batch's targets as a dataset ships them (wire dtype), for tests and benchmarks;
+        {} for heads whose target is made from another head's."""
+        shape = (batch, self.out_channels, *size) if self.spatial else (batch, self.out_channels)
+        return {self.target_key: torch.randn(shape, generator=generator).half()}
 
     # --- inference --------------------------------------------------------------------------
 

@@ -106,6 +106,7 @@ class ClassHead(HeadBase):
     probabilistic: ClassVar[bool] = True
     default_loss: ClassVar[tuple[str, ...]] = ("bce",)
     default_metrics: ClassVar[tuple[str, ...]] = ("auroc", "accuracy")
+    example: ClassVar[dict[str, Any]] = {"classes": 1}
 
     _mask_key: str = ""
     _mask_classes: int = 0
@@ -158,6 +159,9 @@ class ClassHead(HeadBase):
         if self._mask_key in batch:
             mask = batch[self._mask_key]
             batch[self.target_key] = presence_from_mask(mask, self._mask_classes, self.classes)
+
+    def random_target(self, batch, size, generator):
+        return {}  # made from the mask head's target on the device
 
     def metric_update_args(self, output, target, valid):
         return output.detach().float(), target.long()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import tifffile
@@ -99,6 +99,7 @@ class DenseHead(HeadBase):
 
     default_loss: ClassVar[tuple[str, ...]] = ("huber",)
     default_metrics: ClassVar[tuple[str, ...]] = ("mae", "rmse", "r2")
+    example: ClassVar[dict[str, Any]] = {"channels": 2}
 
     @property
     def out_channels(self) -> int:
@@ -106,6 +107,11 @@ class DenseHead(HeadBase):
 
     def build_module(self, shapes: FeatureShapes) -> nn.Module:
         return DenseModule(self, shapes)
+
+    def random_target(self, batch, size, generator):
+        out = super().random_target(batch, size, generator)
+        out[f"valid_{self.target_key}"] = torch.rand((batch, *size), generator=generator) > 0.1
+        return out
 
     def write(self, out_dir: Path, stem: str, decoded: np.ndarray, ctx: WriteContext) -> None:
         """<head>/<stem>.tif (float32, k×H×W) and, with overlays, a colour-mapped PNG."""

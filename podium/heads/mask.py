@@ -61,6 +61,7 @@ class MaskHead(HeadBase):
 
     probabilistic: ClassVar[bool] = True
     default_metrics: ClassVar[tuple[str, ...]] = ("iou", "dice", "accuracy")
+    example: ClassVar[dict[str, Any]] = {"classes": 3}
 
     @model_validator(mode="after")
     def _default_loss(self):
@@ -94,6 +95,13 @@ class MaskHead(HeadBase):
         key = self.target_key
         if key in batch:
             batch[key] = batch[key].float() if self.multilabel else batch[key].long()
+
+    def random_target(self, batch, size, generator):
+        if self.multilabel:
+            shape = (batch, self.classes, *size)
+            return {self.target_key: torch.randint(0, 2, shape, generator=generator).byte()}
+        shape = (batch, *size)
+        return {self.target_key: torch.randint(0, self.classes, shape, generator=generator).byte()}
 
     def metric_update_args(self, output, target, valid):
         # torchmetrics wants integer labels; multi-label targets were cast to float for the loss.
