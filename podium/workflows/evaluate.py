@@ -67,6 +67,11 @@ def evaluate(
     if isinstance(predictor, PodiumModule):
         predictor = Predictor([predictor], inference_options(config))
     head = head or predictor.head_of_kind("mask")
+    if head is None:
+        raise ValueError(
+            "podium evaluate scores a mask head, and this model has none "
+            f"(heads: {', '.join(predictor.heads)}); its validation metrics are in metrics.csv"
+        )
     spec = predictor.heads[head]
     if spec.activation == "sigmoid":
         from podium.workflows.evaluate_multilabel import evaluate_multilabel

@@ -17,9 +17,9 @@ def _captured_step(module, batch: dict) -> tuple[torch.Tensor, dict]:
     seen: dict = {}
     forward = module.forward
 
-    def spy_forward(images):
-        seen["images"] = images.clone()
-        return forward(images)
+    def spy_forward(inputs):
+        seen["images"] = inputs["image"].clone()
+        return forward(inputs)
 
     def spy_losses(outputs, batch):
         seen["batch"] = batch
