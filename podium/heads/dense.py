@@ -63,13 +63,15 @@ class DenseModule(nn.Module):
         k = shapes.head_kernel_size
         self.conv = nn.Conv2d(width, head.channels, k, padding=k // 2)
         self.activation = ACTIVATIONS[head.activation]()
+        self.mean, self.std = head.target_mean, head.target_std
 
     def forward(self, ctx: HeadInputs) -> torch.Tensor:
         x = self.blocks(spatial_inputs(ctx.decoder, ctx, self.inputs, self.reads))
         out = self.conv(x)
         if out.shape[-2:] != ctx.size:
             out = F.interpolate(out, size=ctx.size, mode="bilinear", align_corners=False)
-        return self.activation(out)
+        # The activation applies to target units (softplus keeps heights ≥ 0, ...).
+        return self.activation(out * self.std + self.mean)
 
 
 def colorize_values(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
@@ -96,6 +98,12 @@ class DenseHead(HeadBase):
         "1 from decoders that stop at stride 2^n (FPN: 2 blocks).",
     )
     block_channels: int = Field(32, ge=1, description="Channels of the upsample blocks.")
+    target_mean: float = Field(
+        0.0,
+        description="Typical target value: the net predicts (value - mean) / std, so it "
+        "works near 0 whatever the unit (e.g. metres of elevation); outputs are in target units.",
+    )
+    target_std: float = Field(1.0, gt=0, description="Typical spread of the target (see mean).")
 
     default_loss: ClassVar[tuple[str, ...]] = ("huber",)
     default_metrics: ClassVar[tuple[str, ...]] = ("mae", "rmse", "r2")
