@@ -19,7 +19,6 @@ from pydantic import (
     model_validator,
 )
 
-from podium.strict import Named, Strict
 from podium.config.checks import check_albumentations, check_arch, check_encoder
 from podium.config.data import (
     AeroscapesData,
@@ -34,6 +33,7 @@ from podium.config.data import (
 )
 from podium.config.errors import ConfigError, format_validation_error
 from podium.registry import Registry, check_kwargs_fit, check_registered
+from podium.strict import Named, Strict
 
 __all__ = [
     "AeroscapesData",
