@@ -94,20 +94,19 @@ def check(
     set_: SetOpt = None,
     output: Annotated[Path | None, typer.Option(help="Folder for the reports.")] = None,
 ) -> None:
-    """Decode every image and mask (file or RLE row) of both splits (and data.pseudo); report;
-    exit 1 on problems."""
+    """Decode every image and label (mask file, dense target, RLE row) of every split (and
+    data.pseudo); report; exit 1 on problems."""
     from podium.build import split_samples
-    from podium.build.validation import pseudo_samples, split_report
+    from podium.build.validation import split_report
     from podium.data.validation import write_validation_report
 
     try:
         cfg = load_config(config, set_)
         out = output or Path(cfg.output_dir) / cfg.experiment / ".validation"
         problems, good, shared = 0, {}, {}
-        splits = ["train", "val"] + (["pseudo"] if getattr(cfg.data, "pseudo", None) else [])
-        for split in splits:
-            samples = pseudo_samples(cfg) if split == "pseudo" else split_samples(cfg, split)
-            # rle_csv: also every RLE string of the split's images against the image's size.
+        for split in cfg.data.splits():
+            samples = split_samples(cfg, split)
+            # The format's checks: mask files, dense targets, RLE rows against each image's size.
             report = split_report(cfg, samples, out / f"validation-{split}.json", split)
             write_validation_report(report, out / f"validation-{split}.txt")
             problems += len(report.problems)
@@ -194,20 +193,10 @@ def stats(
 
 
 def _train_stats(cfg) -> dict:
-    """Stats of the train split: its mask files, or its RLE rows decoded (multi-label)."""
-    from podium.build import mask_reader, rle_dataset, split_samples
-    from podium.config import RleCsvData
-    from podium.data.stats import dataset_stats, rle_image_masks, stats_from_pairs
+    """Stats of the train split, read by the data format (mask files or RLE rows decoded)."""
+    from podium.build import data_spec, split_samples
 
-    head = next(h for h in cfg.heads.values() if h.kind == "mask")
-    samples = split_samples(cfg, "train")
-    if isinstance(cfg.data, RleCsvData):
-        pairs = rle_image_masks(rle_dataset(cfg, samples))
-        # Multi-label: no background class; an image holding no class at all is empty.
-        return stats_from_pairs(pairs, head.classes, cfg.data.classes, None, len(samples))
-    return dataset_stats(
-        samples, mask_reader(cfg), head.classes, cfg.data.classes, cfg.model.in_channels
-    )
+    return cfg.data.stats(split_samples(cfg, "train"), data_spec(cfg))
 
 
 CkptOpt = Annotated[list[Path], typer.Option("--ckpt", help="Checkpoint(s); several = ensemble.")]

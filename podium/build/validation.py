@@ -5,16 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from podium.build.data import mask_head, mask_reader, split_samples
-from podium.config import RleCsvData
+from podium.build.data import data_spec, split_samples
 from podium.data.errors import DataError
-from podium.data.formats import Sample, list_images
-from podium.data.label_checks import add_rle_label_problems
-from podium.data.rle_csv import read_rle_csv
+from podium.data.formats import Sample
 from podium.data.validation import (
     ValidationReport,
     apply_policy,
-    validate_samples,
     write_validation_report,
 )
 
@@ -33,10 +29,7 @@ def validated_samples(
     split: 'train', 'val' or 'pseudo' (data.pseudo's images and CSV). Writes
     cache_dir/validation-<split>.json (cache) and validation-<split>.txt (report).
     """
-    if samples is not None:
-        samples = list(samples)
-    else:
-        samples = pseudo_samples(config) if split == "pseudo" else split_samples(config, split)
+    samples = list(samples) if samples is not None else split_samples(config, split)
     if policy == "off":
         return samples
     cache = Path(cache_dir) / f"validation-{split}.json" if cache_dir is not None else None
@@ -61,36 +54,16 @@ def pseudo_samples(config: Any) -> list[Sample]:
 
     [] when the CSV cannot be parsed; `split_report(..., "pseudo")` then reports why.
     """
-    pseudo = _pseudo(config)
-    try:
-        labels = read_rle_csv(pseudo.csv, num_classes=mask_head(config).classes)
-    except (DataError, OSError, UnicodeDecodeError):
-        return []
-    return [Sample(Path(i).stem, Path(pseudo.images) / i) for i in sorted(labels)]
-
-
-def _pseudo(config: Any) -> Any:
-    pseudo = getattr(config.data, "pseudo", None)
-    if pseudo is None:
-        raise ValueError("the config has no data.pseudo section (rle_csv data only)")
-    return pseudo
+    if "pseudo" not in config.data.splits():
+        raise ValueError(f"the config has no data.pseudo section (format {config.data.format!r})")
+    return split_samples(config, "pseudo")
 
 
 def split_report(
     config: Any, samples: list[Sample], cache_path: Path | None, split: str = "train"
 ) -> ValidationReport:
-    """Every image (and mask file) of the samples decoded; rle_csv data adds its CSV's checks.
+    """Every image and label of the samples decoded by the data format's checks (cached).
 
     split 'pseudo': the samples are data.pseudo's images, checked against data.pseudo.csv.
     """
-    has_masks = any(s.mask is not None for s in samples)
-    reader = mask_reader(config) if has_masks else None
-    report = validate_samples(samples, config.model.in_channels, reader, cache_path)
-    data = config.data
-    if split == "pseudo":
-        data = _pseudo(config)
-    elif not isinstance(data, RleCsvData):
-        return report
-    known = {path.name for path in list_images(data.images).values()}
-    add_rle_label_problems(report, samples, data.csv, mask_head(config).classes, known)
-    return report
+    return config.data.check(split, samples, data_spec(config), cache_path)

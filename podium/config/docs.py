@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from podium.config import AeroscapesData, Config, DataBase, FolderData, RleCsvData
+from podium.config import Config, DataBase
+from podium.data.formats import FORMATS
 from podium.heads import HEADS, HeadBase
 
 __all__ = ["config_reference"]
@@ -52,7 +53,7 @@ def _section(
         key = f"{prefix}{name}"
         nested = [m for m in _nested_models(field.annotation) if m not in seen]
         if nested and name not in ("loss", "device"):  # lists of named entries: one row
-            children.append((key, nested))
+            children.append((key, nested, get_origin(field.annotation) is dict))
             continue
         doc = (field.description or "").replace("|", "\\|")
         rows.append(f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {doc} |")
@@ -65,7 +66,7 @@ def _section(
             "| --- | --- | --- | --- |",
             *rows,
         ]
-    for key, models in children:
+    for key, models, by_name in children:
         if key == "data":
             _data_sections(lines, seen)
             continue
@@ -74,7 +75,7 @@ def _section(
             continue
         for child in models:
             seen.add(child)
-            sub = f"{key}.<name>." if key == "heads" else f"{key}."
+            sub = f"{key}.<name>." if by_name else f"{key}."
             _section(child, sub, lines, seen)
 
 
@@ -93,11 +94,8 @@ def _data_sections(lines: list[str], seen: set) -> None:
     """Common data keys once, then what each `data.format` adds."""
     common = frozenset(DataBase.model_fields)
     _section(DataBase, "data.", lines, seen, title="`data` (every format)")
-    for fmt, model in (
-        ("folder", FolderData),
-        ("aeroscapes", AeroscapesData),
-        ("rle_csv", RleCsvData),
-    ):
+    for fmt in FORMATS.names():
+        model = FORMATS.get(fmt)
         seen.add(model)
         _section(model, "data.", lines, seen, title=f"`data` with `format: {fmt}`", skip=common)
 

@@ -25,11 +25,9 @@ import numpy as np
 from torch.utils.data import ConcatDataset, Dataset
 from tqdm import tqdm
 
-from podium.data.dataset import SegmentationDataset
 from podium.data.errors import DataError
 from podium.data.images import check_mask_size, read_image
-from podium.data.rle_dataset import RleCsvDataset
-from podium.data.tiling import TiledDataset, image_sizes
+from podium.data.tiling import image_sizes
 
 __all__ = ["CacheTooLargeError", "DecodedCache", "PackedArrays", "fill_ram_caches"]
 
@@ -108,14 +106,11 @@ def _leaves(dataset: Dataset) -> list[Dataset]:
 
 
 def _pairs(dataset: Dataset) -> list[tuple[Path, Path | None]]:
-    """(image, mask or None) per sample, in the dataset's sample order."""
-    if isinstance(dataset, RleCsvDataset):
-        # Its masks are RLE strings decoded per item (cheap next to a JPEG): images only.
-        return [(path, None) for path in dataset.paths]
-    if isinstance(dataset, (SegmentationDataset, TiledDataset)):
-        with_masks = dataset.read_mask is not None
-        return [(s.image, s.mask if with_masks else None) for s in dataset.samples]
-    raise TypeError(f"data.cache: ram cannot cache a {type(dataset).__name__}")
+    """(image, mask or None) per sample, in the dataset's sample order (its `cache_files`)."""
+    files = getattr(dataset, "cache_files", None)
+    if files is None:
+        raise TypeError(f"data.cache: ram cannot cache a {type(dataset).__name__}")
+    return files()
 
 
 def _plan(leaves: list[Dataset]) -> tuple[list[_Job], list[np.ndarray]]:
@@ -193,8 +188,8 @@ def fill_ram_caches(
 ) -> float:
     """Decode every distinct image/mask of `datasets` once; attach a cache to each; → GB used.
 
-    Each dataset (or each part of a ConcatDataset) gets `.cache`, a DecodedCache that its
-    __getitem__ reads instead of the files.
+    Each dataset (or each part of a ConcatDataset) names its files with `cache_files()` and
+    gets `.cache`, a DecodedCache that its __getitem__ reads instead of the files.
     """
     leaves = [leaf for dataset in datasets for leaf in _leaves(dataset)]
     jobs, rows_per_leaf = _plan(leaves)

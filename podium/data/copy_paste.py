@@ -31,11 +31,13 @@ import numpy as np
 from albumentations.core.transforms_interface import DualTransform
 
 from podium.data.errors import DataError
-from podium.data.formats import Sample
 from podium.data.images import read_image
+from podium.data.sample import Sample
+from podium.data.transforms import walk_transforms
 
 __all__ = [
     "CopyPaste",
+    "attach_donors",
     "DonorPool",
     "PastedObject",
     "choose_objects",
@@ -269,6 +271,23 @@ class CopyPaste(DualTransform):
         self, mask: np.ndarray, objects: Sequence[PastedObject] = (), **params
     ) -> np.ndarray:
         return paste_mask(mask, objects)
+
+
+def attach_donors(
+    transform: Any,
+    samples: Sequence[Sample],
+    read_mask: Callable[[Path], np.ndarray],
+    channels: int,
+) -> None:
+    """Give every CopyPaste of the pipeline a DonorPool over these training samples.
+
+    Built from YAML the transform has no donors; nothing is read unless the pipeline pastes.
+    """
+    pastes = [t for t in walk_transforms(transform) if isinstance(t, CopyPaste)]
+    if pastes:
+        pool = DonorPool(samples, read_mask, channels)
+        for paste in pastes:
+            paste.set_donors(pool)
 
 
 def _check_args(

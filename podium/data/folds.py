@@ -23,7 +23,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, Str
 from tqdm import tqdm
 
 from podium.data.errors import DataError
-from podium.data.formats import Sample
+from podium.data.sample import Sample
 from podium.io import atomic_open
 
 __all__ = [

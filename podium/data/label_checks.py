@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from podium.data.errors import DataError
-from podium.data.formats import Sample
 from podium.data.rle import RLEError, parse_rle
+from podium.data.sample import Sample
 from podium.data.validation import Problem, ValidationReport, header_shape
 
 __all__ = [

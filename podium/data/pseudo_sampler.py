@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from podium.data.sample_keys import keyed
+from podium.data.sample_keys import KeyedConcatDataset, keyed
 
-__all__ = ["PseudoLabelBatchSampler", "pseudo_label_masks"]
+__all__ = ["PseudoLabelBatchSampler", "PseudoMix", "pseudo_label_masks"]
 
 
 class _EpochHook:
@@ -199,3 +199,15 @@ def pseudo_label_masks(
     sure = np.maximum(probs, 1.0 - probs) >= np.float32(confidence)
     share = sure.reshape(sure.shape[0], -1).mean(axis=1)  # per class
     return mask, bool((share >= min_confident_share).all())
+
+
+class PseudoMix(KeyedConcatDataset):
+    """Labelled then pseudo-labelled items; the batch sampler fixes their mix per batch.
+
+    Its (index, seed) keys reach the part holding the item (podium.data.sample_keys).
+    """
+
+    def __init__(self, labelled, pseudo) -> None:
+        super().__init__([labelled, pseudo])
+        self.n_labelled, self.n_pseudo = len(labelled), len(pseudo)
+        self.transform = labelled.transform

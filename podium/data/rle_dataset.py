@@ -27,6 +27,7 @@ from podium.data.errors import DataError
 from podium.data.images import IMAGE_EXTENSIONS, read_image
 from podium.data.rle import RLEError
 from podium.data.rle_csv import RLECSVError, decode_image_masks, read_rle_csv
+from podium.data.sample import Sample
 from podium.data.sample_keys import SampleKey, seed_transform
 
 if TYPE_CHECKING:
@@ -117,6 +118,17 @@ class RleCsvDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    read_mask = None  # masks are RLE rows, decoded per item
+
+    @property
+    def samples(self) -> list[Sample]:
+        """Mask-less Samples in the dataset's order (its masks are rows of the CSV)."""
+        return [Sample(path.stem, path) for path in self.paths]
+
+    def cache_files(self) -> list[tuple[Path, None]]:
+        """Images only for data.cache: ram: decoding an RLE row is cheap next to a JPEG."""
+        return [(path, None) for path in self.paths]
 
     def presence(self) -> np.ndarray:
         """N×C bool: image n holds a non-empty mask of class c + 1 (for samplers, folds)."""

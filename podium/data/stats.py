@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from podium.data.formats import Sample
 from podium.data.images import check_mask_size, read_image
+from podium.data.sample import Sample
 from podium.io import atomic_write_text
 
 __all__ = [

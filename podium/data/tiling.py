@@ -8,7 +8,7 @@ tile at some scale gets one window at (0, 0), padded (image 0, mask ignore_index
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -20,10 +20,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from podium.data.dataset import compact_mask
+from podium.data.dataset import compact_mask, input_tensors
 from podium.data.errors import DataError
-from podium.data.formats import Sample
 from podium.data.images import check_mask_size, read_image
+from podium.data.sample import Sample
 from podium.data.sample_keys import SampleKey, seed_transform
 
 if TYPE_CHECKING:
@@ -173,7 +173,8 @@ def tile_name(stem: str, window: Window) -> str:
 
 
 class TiledDataset(Dataset):
-    """Yields one window per item: {"image": C×t×t uint8, target_key: t×t uint8, "name"}.
+    """Yields one window per item: {"image": C×t×t uint8, target_key: t×t uint8, "name"}
+    (+ "inputs": {name: (n,) float32} when `inputs` declares extra model inputs).
 
     Same format as SegmentationDataset: the mask stays uint8 (int16 past 255) for the workers
     and is cast to int64 on the device.
@@ -193,6 +194,7 @@ class TiledDataset(Dataset):
         channels: int = 3,
         target_key: str = "mask",
         ignore_index: int | None = None,
+        inputs: Mapping[str, int] | None = None,
     ) -> None:
         self.samples = samples
         self.read_mask = read_mask
@@ -201,10 +203,16 @@ class TiledDataset(Dataset):
         self.channels = channels
         self.target_key = target_key
         self.ignore_index = ignore_index
+        self.inputs = dict(inputs or {})  # extra model inputs: every window of a sample shares them
         self.cache: DecodedCache | None = None  # data.cache: ram (podium.data.cache)
 
     def __len__(self) -> int:
         return self._length
+
+    def cache_files(self) -> list[tuple[Path, Path | None]]:
+        """(image, mask or None) per sample: what data.cache: ram decodes."""
+        with_masks = self.read_mask is not None
+        return [(s.image, s.mask if with_masks else None) for s in self.samples]
 
     @cached_property
     def _length(self) -> int:
@@ -236,6 +244,8 @@ class TiledDataset(Dataset):
         }
         if mask is not None:
             item[self.target_key] = torch.from_numpy(compact_mask(mask))
+        if self.inputs:
+            item["inputs"] = input_tensors(sample, self.inputs)
         return item
 
     def _read(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:

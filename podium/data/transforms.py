@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import albumentations as A
@@ -9,7 +10,7 @@ from albumentations.core.serialization import SERIALIZABLE_REGISTRY
 
 from podium.registry import near
 
-__all__ = ["build_transform", "possible_output_sizes"]
+__all__ = ["build_transform", "possible_output_sizes", "walk_transforms"]
 
 # Done on the device by the engine; in workers they would ship 4x more bytes as float32.
 _DEVICE_SIDE = {"Normalize", "ToTensorV2", "ToFloat"}
@@ -95,3 +96,12 @@ def _own_size(node: A.BasicTransform) -> tuple[int, int] | None:
     if isinstance(height, int) and isinstance(width, int):
         return height, width
     return None
+
+
+def walk_transforms(transform: Any) -> Iterator[Any]:
+    """The transform and every transform nested in it (OneOf, Sequential, ...), depth first."""
+    if transform is None:
+        return
+    yield transform
+    for child in getattr(transform, "transforms", []):
+        yield from walk_transforms(child)

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from podium.data.errors import DataError
-from podium.data.formats import Sample
+from podium.data.sample import Sample
 from podium.io import atomic_write_text
 
 __all__ = [
@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 MaskReader = Callable[[Path], np.ndarray]
+# sample, its image's (H, W) as read (None when unreadable) → problems of its other label files
+TargetCheck = Callable[[Sample, "tuple[int, int] | None"], "list[Problem]"]
 Policy = Literal["error", "skip"]
 
 # Every kind a Problem can have, with what it means (also the legend of the text report).
@@ -60,13 +62,15 @@ KINDS: dict[str, str] = {
     "duplicate_name": "two samples share one name (stem)",
     "rle": "a malformed run-length string",
     "rle_csv": "an RLE CSV with a structural problem",
-    "unreadable_raster": "a regression raster that cannot be read",
-    "nonfinite_raster": "a regression raster holding NaN or inf",
+    "unreadable_raster": "a regression raster (dense target) that cannot be read",
+    "nonfinite_raster": "a regression raster holding NaN or inf (without a nodata value)",
+    "target_size": "a dense target file that is not its image's size",
+    "target_channels": "a dense target file with another channel count than declared",
     "box_invalid": "a box that is not four finite numbers with x1 < x2 and y1 < y2",
     "box_outside": "a box reaching outside its image",
 }
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: entries also key the dense target files
 _SHOW = 10  # files an error message lists
 # Leading bytes of the formats OpenCV reads; TIFF has two byte orders, WebP sits in RIFF.
 _MAGIC = (
@@ -255,10 +259,14 @@ def _check_mask(mask: Path, image: ImageShape | None, read_mask: MaskReader) -> 
     return []
 
 
-def _check_sample(sample: Sample, channels: int, read_mask: MaskReader | None) -> list[Problem]:
+def _check_sample(
+    sample: Sample, channels: int, read_mask: MaskReader | None, check_targets: TargetCheck | None
+) -> list[Problem]:
     problems, shape = _check_image(sample.image, channels)
     if sample.mask is not None and read_mask is not None:
         problems += _check_mask(sample.mask, shape, read_mask)
+    if check_targets is not None:
+        problems += check_targets(sample, shape[:2] if shape is not None else None)
     return problems
 
 
@@ -306,7 +314,8 @@ def _entry_key(sample: Sample, read_mask: MaskReader | None) -> list | None:
     if image is None:
         return None  # a missing image is checked again every time (it is cheap)
     mask = _stat_key(sample.mask) if read_mask is not None else None
-    return [image, mask]
+    targets = [[key, _stat_key(path)] for key, path in sorted(sample.targets.items())]
+    return [image, mask, targets]
 
 
 def _from_cache(entry: Any, key: list) -> list[Problem] | None:
@@ -324,16 +333,23 @@ def validate_samples(
     read_mask: MaskReader | None,
     cache_path: Path | None,
     threads: int | None = None,
+    check_targets: TargetCheck | None = None,
 ) -> ValidationReport:
     """Decode every image and mask once (cached by path, size and mtime); report problems.
 
     channels: the model's input channels (1 or 3). read_mask: the strict mask reader (e.g.
     `podium.build.mask_reader(config)`); None skips masks. threads: decode in parallel
-    (OpenCV and PIL release the GIL); default min(8, cores).
+    (OpenCV and PIL release the GIL); default min(8, cores). check_targets: the checks of the
+    samples' other label files (e.g. dense targets), cached with them.
     """
     if channels not in _ACCEPTED_CHANNELS:
         raise ValueError(f"channels must be 1 or 3 (what podium's image reader reads): {channels}")
-    settings = {"version": _CACHE_VERSION, "channels": channels, "reader": _reader_key(read_mask)}
+    settings = {
+        "version": _CACHE_VERSION,
+        "channels": channels,
+        "reader": _reader_key(read_mask),
+        "targets": _reader_key(check_targets),
+    }
     cache_path = Path(cache_path) if cache_path is not None else None
     cached = _load_cache(cache_path, settings)
     keys = [_entry_key(s, read_mask) for s in samples]
@@ -344,7 +360,9 @@ def validate_samples(
     todo = [i for i, r in enumerate(results) if r is None]
     workers = threads or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        checked = pool.map(lambda i: _check_sample(samples[i], channels, read_mask), todo)
+        checked = pool.map(
+            lambda i: _check_sample(samples[i], channels, read_mask, check_targets), todo
+        )
         for i, problems in zip(todo, checked):
             results[i] = problems
     if cache_path is not None:

@@ -133,7 +133,7 @@ def build_trainer(config: Config, run_dir: Path, callbacks: list[pl.Callback]) -
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         # The pseudo-label batch sampler shards itself across ranks; Lightning must not wrap it.
-        use_distributed_sampler=getattr(config.data, "pseudo", None) is None,
+        use_distributed_sampler="pseudo" not in config.data.splits(),
     )
 
 
@@ -179,7 +179,7 @@ def _validated(config: Config, samples) -> tuple[tuple | None, list | None]:
         validated_samples(config, "val", policy, cache, val_set),
     )
     pseudo = None
-    if getattr(config.data, "pseudo", None) is not None:
+    if "pseudo" in config.data.splits():
         pseudo = validated_samples(config, "pseudo", policy, cache)
     return samples, pseudo
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from podium.build import mask_reader, rle_presence, split_samples
-from podium.config import Config, RleCsvData
+from podium.build import class_presence, split_samples
+from podium.config import Config
 from podium.data.duplicates import near_duplicates_across
-from podium.data.folds import make_folds, presence_from_masks, read_folds_csv, write_folds_csv
+from podium.data.folds import make_folds, read_folds_csv, write_folds_csv
 from podium.data.formats import Sample
 
 __all__ = ["fold_samples", "run_split", "train_folds", "write_oof"]
@@ -46,18 +45,10 @@ def run_split(config: Config) -> tuple[Path, dict[str, int], list]:
     samples = split_samples(config, "train")
     names = [s.name for s in samples]
     groups = _groups(names, folds_cfg.group_regex)
-    labels = _presence(config, samples) if "stratified" in folds_cfg.method else None
+    labels = class_presence(config, samples) if "stratified" in folds_cfg.method else None
     folds = make_folds(names, folds_cfg.n_splits, folds_cfg.method, config.seed, labels, groups)
     write_folds_csv(folds_cfg.csv, folds, dict(zip(names, groups)) if groups else None)
     return folds_cfg.csv, folds, _cross_fold_duplicates(samples, folds, folds_cfg)
-
-
-def _presence(config: Config, samples: list[Sample]) -> np.ndarray:
-    """N×C bool class presence for stratification: from the RLE CSV's rows, or the mask files."""
-    if isinstance(config.data, RleCsvData):
-        return rle_presence(config, samples)
-    classes = next(h for h in config.heads.values() if h.kind == "mask").classes
-    return presence_from_masks(samples, mask_reader(config), classes, progress=True)
 
 
 def _cross_fold_duplicates(samples: list[Sample], folds: dict[str, int], folds_cfg) -> list:

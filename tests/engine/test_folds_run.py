@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from podium.build import build_datamodule, dataset_for, rle_presence, split_samples
+from podium.build import build_datamodule, class_presence, dataset_for, split_samples
 from podium.config import load_config
 from podium.data.folds import read_folds_csv
 from podium.data.rle import rle_encode
@@ -95,7 +95,7 @@ def test_presence_comes_from_the_csv_in_sample_order(rle_root, tmp_path):
     root, holders = rle_root
     config = _config(root, tmp_path)
     samples = split_samples(config, "train")[::-1]  # not the dataset's sorted order
-    presence = rle_presence(config, samples)
+    presence = class_presence(config, samples)
     expected = [[s.image.name in holders[c] for c in (1, 2, 3, 4)] for s in samples]
     np.testing.assert_array_equal(presence, expected)
 

@@ -81,11 +81,11 @@ def test_train_tune_predict_submission_roundtrip(severstal, trained, tmp_path):
     assert (report / "per_class.csv").read_text().startswith("class,kaggle_dice,dice,iou")
     assert (report / "best_worst.png").stat().st_size > 0
     # Predict the validation images with the tuned post-processing, into a submission.
-    from podium.build import rle_split_ids
+    from podium.build import split_samples
     from podium.config import load_config
 
     cfg = load_config(config)
-    val_ids = rle_split_ids(cfg)[1]
+    val_ids = [s.image.name for s in split_samples(cfg, "val")]
     val_dir = tmp_path / "val_images"
     val_dir.mkdir()
     for name in val_ids:
