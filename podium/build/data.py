@@ -16,6 +16,7 @@ from podium.data.pseudo_sampler import PseudoMix
 from podium.data.tiling import TiledDataset
 from podium.data.transforms import build_transform
 from podium.engine.datamodule import PodiumDataModule
+from podium.heads import first_of_kind
 
 __all__ = [
     "PseudoMix",
@@ -31,12 +32,13 @@ __all__ = [
 
 
 def mask_head(config: Config) -> HeadConfig | None:
-    return next((h for h in config.heads.values() if h.kind == "mask"), None)
+    """The head whose class-id masks the data format reads (None: no mask head)."""
+    name = first_of_kind(config.heads, "mask")
+    return None if name is None else config.heads[name]
 
 
 def mask_target_key(config: Config) -> str:
-    name, head = next((n, h) for n, h in config.heads.items() if h.kind == "mask")
-    return head.target or name
+    return mask_head(config).target_key
 
 
 def data_spec(config: Config) -> DataSpec:

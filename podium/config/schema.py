@@ -303,6 +303,14 @@ class Config(Strict):
             raise ValueError("at least one head is needed, e.g. heads: {mask: {classes: 3}}")
         for name, head in self.heads.items():
             head.bind(name, self.heads, self.model.inputs)  # errors name heads.<name>
+        # Formats with per-pixel targets (folder's data.targets) say how many values each has.
+        for name, head in self.heads.items():
+            source = (getattr(self.data, "targets", None) or {}).get(head.target_key)
+            if source is not None and source.channels != head.out_channels:
+                raise ValueError(
+                    f"heads.{name} predicts {head.out_channels} value(s) per pixel but "
+                    f"data.targets.{head.target_key}.channels is {source.channels}"
+                )
         return self
 
     @field_validator("optimizer")

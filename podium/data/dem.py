@@ -27,9 +27,11 @@ would be scored on terrain the model saw across a tile edge.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.cbook import get_sample_data
 from matplotlib.colors import LightSource
 
@@ -42,6 +44,7 @@ __all__ = [
     "elevation_bands",
     "encode_heights",
     "hillshade_rgb",
+    "relief_rgb",
     "load_jacksboro_dem",
     "make_dem_dataset",
     "split_tile_columns",
@@ -74,6 +77,24 @@ def hillshade_rgb(elevation: np.ndarray, dx: float, dy: float) -> np.ndarray:
     shade = LightSource(azdeg=315, altdeg=45).hillshade(elevation, vert_exag=1, dx=dx, dy=dy)
     grey = np.rint(np.clip(shade, 0.0, 1.0) * 255).astype(np.uint8)
     return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def relief_rgb(elevation: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """(H, W) metres → (H, W, 3) uint8 shaded relief: a terrain colour map (elevation) lit
+    like `hillshade_rgb` (slope), the way printed maps draw a DEM."""
+    low, high = float(elevation.min()), float(elevation.max())
+    light = LightSource(azdeg=315, altdeg=45)
+    rgb = light.shade(
+        elevation,
+        cmap=colormaps["gist_earth"],
+        blend_mode="soft",
+        vert_exag=1,
+        dx=dx,
+        dy=dy,
+        vmin=low,
+        vmax=high,
+    )[..., :3]
+    return np.rint(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def elevation_bands(elevation: np.ndarray) -> np.ndarray:
@@ -133,8 +154,18 @@ def _remove_stale(folder: Path, stems: set[str]) -> None:
                 path.unlink()
 
 
-def make_dem_dataset(root: Path, tile: int = 32, val_fraction: float = 0.25, seed: int = 0) -> dict:
+def make_dem_dataset(
+    root: Path,
+    tile: int = 32,
+    val_fraction: float = 0.25,
+    seed: int = 0,
+    image: Literal["hillshade", "relief"] = "hillshade",
+) -> dict:
     """Write the tiled DEM under root/{train,val}/{images,heights,masks}; returns its `data:`.
+
+    image: `hillshade` (grey: slope and aspect only, so absolute height must be inferred from
+    the terrain's texture, a hard task) or `relief` (hillshade over a terrain colour map: the
+    colour tells the height band, learnable in a CPU test).
 
     Deterministic for given arguments; a second call rewrites identical files. PNGs in those
     folders that this call does not write (an earlier build with other arguments) are removed.
@@ -144,7 +175,10 @@ def make_dem_dataset(root: Path, tile: int = 32, val_fraction: float = 0.25, see
         raise ValueError(f"tile must be 8..{min(elevation.shape)} pixels, got {tile}")
     rows, cols = elevation.shape[0] // tile, elevation.shape[1] // tile
     offset = float(elevation.min())
-    image, heights = hillshade_rgb(elevation, dx, dy), encode_heights(elevation, offset)
+    render = {"hillshade": hillshade_rgb, "relief": relief_rgb}
+    if image not in render:
+        raise ValueError(f"image must be one of {sorted(render)}, got {image!r}")
+    pictures, heights = render[image](elevation, dx, dy), encode_heights(elevation, offset)
     masks = elevation_bands(elevation)
     val_cols = split_tile_columns(cols, val_fraction, seed)
     rng = np.random.default_rng([seed, 1])
@@ -158,7 +192,7 @@ def make_dem_dataset(root: Path, tile: int = 32, val_fraction: float = 0.25, see
             if not stems[split]:  # the first tile of each split gets a no-data block
                 tile_heights[_nodata_pixels(rng, tile)] = HEIGHT_NODATA
             stem = tile_stem(row, col)
-            _write_tile(root / split, stem, image[window], tile_heights, masks[window])
+            _write_tile(root / split, stem, pictures[window], tile_heights, masks[window])
             stems[split].add(stem)
     for split, names in stems.items():
         _remove_stale(root / split, names)

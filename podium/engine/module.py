@@ -126,6 +126,12 @@ class PodiumModule(pl.LightningModule):
         logs: dict[str, torch.Tensor] = {}
         for name, task in self.tasks.items():
             key = task.head.target_key
+            if key not in batch:
+                raise KeyError(
+                    f"head {name!r} learns from batch key {key!r}, which the data does not "
+                    f"provide (batch keys: {', '.join(sorted(batch))}); set heads.{name}.target "
+                    "or give the data that target (data.targets, masks)"
+                )
             head_loss, parts = self.losses[name](
                 outputs[name], batch[key], batch.get(f"valid_{key}")
             )

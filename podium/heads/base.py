@@ -262,7 +262,7 @@ class HeadBase(BaseModel):
         """A batch's targets as a dataset ships them (wire dtype), for tests and benchmarks;
         {} for heads whose target is made from another head's."""
         shape = (batch, self.out_channels, *size) if self.spatial else (batch, self.out_channels)
-        return {self.target_key: torch.randn(shape, generator=generator).half()}
+        return {self.target_key: torch.randn(shape, generator=generator)}
 
     # --- inference --------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ def colorize_values(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
 
 @HEADS.register("dense")
 class DenseHead(HeadBase):
-    """Targets: B×k×H×W float (float16 on the wire), with `valid_<target>` for no-data."""
+    """Targets: B×k×H×W float32, with `valid_<target>` (B×H×W bool) for no-data pixels."""
 
     kind: Literal["dense"] = "dense"
     channels: int = Field(1, ge=1, description="Values per pixel (k of B×k×H×W).")
