@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections import Counter
 from pathlib import Path
@@ -22,12 +23,28 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Experiment YAML
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override: key.sub=value.")]
 
 
-def _fail(error: Exception) -> None:
-    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+# What a user can fix (config, data, paths, values): a red line and exit 2, no traceback.
+USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ValueError, KeyError)
 
 
-@app.command()
+def command(name: str | None = None):
+    """app.command, with the one error handler every command shares."""
+
+    def register(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except USER_ERRORS as error:
+                typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+                raise typer.Exit(2) from None
+
+        return app.command(name)(run)
+
+    return register
+
+
+@command()
 def train(
     config: ConfigOpt,
     set_: SetOpt = None,
@@ -43,19 +60,16 @@ def train(
     from podium.workflows.fit import train as fit
     from podium.workflows.folds import all_folds, fold_samples, train_folds
 
-    try:
-        cfg = load_config(config, set_)
-        if resume is not None:
-            resume = latest_last_checkpoint(cfg) if resume == "auto" else Path(resume)
-        if fold is None:
-            run_dirs = [fit(cfg, resume=resume)]
-        elif resume is not None:
-            run_dirs = [fit(cfg, resume=resume, samples=fold_samples(cfg, int(fold)))]
-        else:
-            folds = all_folds(cfg) if fold == "all" else [_fold_number(fold)]
-            run_dirs = train_folds(cfg, folds)
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
-        _fail(error)
+    cfg = load_config(config, set_)
+    if resume is not None:
+        resume = latest_last_checkpoint(cfg) if resume == "auto" else Path(resume)
+    if fold is None:
+        run_dirs = [fit(cfg, resume=resume)]
+    elif resume is not None:
+        run_dirs = [fit(cfg, resume=resume, samples=fold_samples(cfg, int(fold)))]
+    else:
+        folds = all_folds(cfg) if fold == "all" else [_fold_number(fold)]
+        run_dirs = train_folds(cfg, folds)
     for run_dir in run_dirs:
         typer.echo(f"run folder: {run_dir}")
 
@@ -66,15 +80,12 @@ def _fold_number(text: str) -> int:
     return int(text)
 
 
-@app.command()
+@command()
 def split(config: ConfigOpt, set_: SetOpt = None) -> None:
     """Write the k-fold CSV (random, stratified, group, stratified_group); report leaks."""
     from podium.workflows.folds import run_split
 
-    try:
-        path, folds, leaks = run_split(load_config(config, set_))
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
-        _fail(error)
+    path, folds, leaks = run_split(load_config(config, set_))
     counts = sorted(Counter(folds.values()).items())
     typer.echo(f"wrote {path}: " + ", ".join(f"fold {k}: {n} images" for k, n in counts))
     if leaks:
@@ -88,7 +99,7 @@ def split(config: ConfigOpt, set_: SetOpt = None) -> None:
             typer.secho(f"  {a} ~ {b} (distance {distance})", fg=typer.colors.YELLOW, err=True)
 
 
-@app.command()
+@command()
 def check(
     config: ConfigOpt,
     set_: SetOpt = None,
@@ -96,26 +107,14 @@ def check(
 ) -> None:
     """Decode every image and label (mask file, dense target, RLE row) of every split (and
     data.pseudo); report; exit 1 on problems."""
-    from podium.build import split_samples
-    from podium.build.validation import split_report
-    from podium.data.validation import write_validation_report
+    from podium.workflows.check import run_check
 
-    try:
-        cfg = load_config(config, set_)
-        out = output or Path(cfg.output_dir) / cfg.experiment / ".validation"
-        problems, good, shared = 0, {}, {}
-        for split in cfg.data.splits():
-            samples = split_samples(cfg, split)
-            # The format's checks: mask files, dense targets, RLE rows against each image's size.
-            report = split_report(cfg, samples, out / f"validation-{split}.json", split)
-            write_validation_report(report, out / f"validation-{split}.txt")
-            problems += len(report.problems)
-            typer.echo(f"{split}: {_check_summary(report, samples, split, shared)}")
-            bad = set(report.by_sample)  # image paths of the samples with problems
-            good[split] = {s.name: s.image for s in samples if str(s.image) not in bad}
-        leaks = _train_val_duplicates(cfg, good["train"], good["val"])
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
-        _fail(error)
+    cfg = load_config(config, set_)
+    out = output or Path(cfg.output_dir) / cfg.experiment / ".validation"
+    result = run_check(cfg, out)
+    for split, line in result.summaries.items():
+        typer.echo(f"{split}: {line}")
+    leaks, problems = result.leaks, result.problems
     for a, b, distance in leaks[:20]:
         typer.secho(
             f"warning: near-duplicate images across train and val: {a} ~ {b} "
@@ -128,37 +127,7 @@ def check(
         raise typer.Exit(1)
 
 
-def _check_summary(report, samples, split: str, shared: dict) -> str:
-    """The split's summary line. A problem of no single sample (a malformed CSV, which every
-    split reading that CSV reports) is counted by the first split that prints it only.
-
-    shared: such problems already printed → their split; updated here.
-    """
-    from podium.data.validation import ValidationReport
-
-    stuck = report.unattached(samples)
-    repeated = [p for p in stuck if p in shared]
-    shared.update((p, split) for p in stuck if p not in shared)
-    if not repeated:
-        return report.summary()
-    rest = ValidationReport(report.checked)
-    for key, found in report.by_sample.items():
-        if left := [p for p in found if p not in repeated]:
-            rest.by_sample[key] = left
-    files = ", ".join(dict.fromkeys(p.file for p in repeated))
-    where = ", ".join(dict.fromkeys(shared[p] for p in repeated))
-    return f"{rest.summary()}; the {len(repeated)} problem(s) of {files} are listed under {where}"
-
-
-def _train_val_duplicates(cfg, train: dict, val: dict) -> list:
-    """Leak check: near-identical images on both sides of the train/val split."""
-    from podium.data.duplicates import near_duplicates_across
-
-    distance = cfg.data.folds.duplicate_distance if cfg.data.folds else 4
-    return near_duplicates_across(train, val, distance)
-
-
-@app.command()
+@command()
 def stats(
     config: ConfigOpt,
     set_: SetOpt = None,
@@ -169,15 +138,13 @@ def stats(
     """Channel mean/std, image sizes, class frequencies and presence, empty-mask share."""
     from podium.data.stats import write_stats_json
     from podium.report.stats_plot import plot_dataset_stats
+    from podium.workflows.check import train_stats
 
-    try:
-        cfg = load_config(config, set_)
-        result = _train_stats(cfg)
-        out = output or Path(cfg.output_dir) / cfg.experiment / "stats"
-        write_stats_json(out / "stats.json", result)
-        plot_dataset_stats(result, out / "stats.png")
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
-        _fail(error)
+    cfg = load_config(config, set_)
+    result = train_stats(cfg)
+    out = output or Path(cfg.output_dir) / cfg.experiment / "stats"
+    write_stats_json(out / "stats.json", result)
+    plot_dataset_stats(result, out / "stats.png")
     typer.echo(
         f"mean {[round(m, 4) for m in result['mean']]}  std "
         f"{[round(v, 4) for v in result['std']]}  ({result['num_images']} images)"
@@ -190,13 +157,6 @@ def stats(
         f"empty masks: {result['empty_share']:.1%}; wrote {out / 'stats.json'} "
         f"(use it with data.stats_file) and {out / 'stats.png'}"
     )
-
-
-def _train_stats(cfg) -> dict:
-    """Stats of the train split, read by the data format (mask files or RLE rows decoded)."""
-    from podium.build import data_spec, split_samples
-
-    return cfg.data.stats(split_samples(cfg, "train"), data_spec(cfg))
 
 
 CkptOpt = Annotated[list[Path], typer.Option("--ckpt", help="Checkpoint(s); several = ensemble.")]
@@ -223,7 +183,7 @@ def _inference_setup(config, set_, ckpt, tta, tile, overlap, average, weights, p
     return cfg, Predictor(modules, inference_options(cfg), weights)
 
 
-@app.command()
+@command()
 def evaluate(
     ckpt: CkptOpt,
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
@@ -242,14 +202,11 @@ def evaluate(
     (sigmoid heads: Kaggle Dice, pixel and image-level scores per class)."""
     from podium.workflows.evaluate import evaluate as run_evaluation
 
-    try:
-        cfg, predictor = _inference_setup(
-            config, set_, ckpt, tta, tile, overlap, average, weight, postprocess
-        )
-        out = output or ckpt[0].resolve().parent.parent / "evaluation"
-        result = run_evaluation(cfg, predictor, out)
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
-        _fail(error)
+    cfg, predictor = _inference_setup(
+        config, set_, ckpt, tta, tile, overlap, average, weight, postprocess
+    )
+    out = output or ckpt[0].resolve().parent.parent / "evaluation"
+    result = run_evaluation(cfg, predictor, out)
     from podium.workflows.evaluate_multilabel import MultilabelEvaluation
 
     if isinstance(result, MultilabelEvaluation):
@@ -278,7 +235,7 @@ def _echo_multilabel(result, out: Path) -> None:
     typer.echo(f"report: {out}")
 
 
-@app.command()
+@command()
 def predict(
     ckpt: CkptOpt,
     input: Annotated[Path, typer.Option("--input", help="Folder of images.")],
@@ -300,13 +257,10 @@ def predict(
     """Predict a folder: PNG masks, overlays, optional NPZ probabilities, timings CSV."""
     from podium.workflows.predict import predict_folder
 
-    try:
-        cfg, predictor = _inference_setup(
-            config, set_, ckpt, tta, tile, overlap, average, weight, postprocess
-        )
-        summary = predict_folder(cfg, predictor, input, output, overlays, save_probs, submission)
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
-        _fail(error)
+    cfg, predictor = _inference_setup(
+        config, set_, ckpt, tta, tile, overlap, average, weight, postprocess
+    )
+    summary = predict_folder(cfg, predictor, input, output, overlays, save_probs, submission)
     typer.echo(
         f"wrote {summary.written} masks to {output} in {summary.seconds:.1f} s; "
         f"skipped {len(summary.skipped)}"
@@ -315,7 +269,7 @@ def predict(
         typer.secho(f"  skipped {line}", fg=typer.colors.YELLOW, err=True)
 
 
-@app.command()
+@command()
 def tune(
     ckpt: CkptOpt,
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
@@ -332,12 +286,9 @@ def tune(
     when the model has one) maximizing Kaggle Dice on validation → YAML."""
     from podium.workflows.kaggle import tune_on_validation
 
-    try:
-        cfg, predictor = _inference_setup(config, set_, ckpt, tta, None, None, average, weight)
-        out = output or ckpt[0].resolve().parent.parent / "postprocess.yaml"
-        pp, report = tune_on_validation(cfg, predictor, out, image_rule)
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
-        _fail(error)
+    cfg, predictor = _inference_setup(config, set_, ckpt, tta, None, None, average, weight)
+    out = output or ckpt[0].resolve().parent.parent / "postprocess.yaml"
+    pp, report = tune_on_validation(cfg, predictor, out, image_rule)
     for pick in report["classes"]:
         rules = "".join(
             f"  {key.replace('_', ' ')} {pick[key]:.2f}"
@@ -354,7 +305,7 @@ def tune(
     )
 
 
-@app.command("pseudo-label")
+@command("pseudo-label")
 def pseudo_label(
     ckpt: CkptOpt,
     input: Annotated[Path, typer.Option("--input", help="Folder of unlabelled images.")],
@@ -370,13 +321,10 @@ def pseudo_label(
     """An ensemble's confident predictions on unlabelled images → pseudo-label CSV."""
     from podium.workflows.kaggle import pseudo_label_folder
 
-    try:
-        cfg, predictor = _inference_setup(config, set_, ckpt, tta, None, None, False, None)
-        kept, seen, skipped = pseudo_label_folder(
-            cfg, predictor, input, output, confidence, min_confident_share
-        )
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
-        _fail(error)
+    cfg, predictor = _inference_setup(config, set_, ckpt, tta, None, None, False, None)
+    kept, seen, skipped = pseudo_label_folder(
+        cfg, predictor, input, output, confidence, min_confident_share
+    )
     typer.echo(
         f"kept {kept} of {seen} images as pseudo-labels in {output}; skipped "
         f"{len(skipped)} unreadable. Train with data.pseudo: {{images: {input}, csv: "
@@ -384,7 +332,7 @@ def pseudo_label(
     )
 
 
-@app.command("lr-sweep")
+@command("lr-sweep")
 def lr_sweep(
     config: ConfigOpt,
     set_: SetOpt = None,
@@ -398,12 +346,9 @@ def lr_sweep(
     """Validation loss vs LR from the same initial weights; CSV, PNG and a suggested LR."""
     from podium.workflows.lr_sweep import lr_sweep as sweep
 
-    try:
-        cfg = load_config(config, set_)
-        out = output or Path(cfg.output_dir) / cfg.experiment / "lr_sweep"
-        points, suggestion = sweep(cfg, out, lr_min, lr_max, num, steps, val_batches)
-    except (ConfigError, DataError, FileNotFoundError) as error:
-        _fail(error)
+    cfg = load_config(config, set_)
+    out = output or Path(cfg.output_dir) / cfg.experiment / "lr_sweep"
+    points, suggestion = sweep(cfg, out, lr_min, lr_max, num, steps, val_batches)
     for p in points:
         typer.echo(f"  lr {p.lr:.2e}: val loss {p.val_loss:.4f}  train loss {p.train_loss:.4f}")
     typer.echo(
@@ -412,7 +357,7 @@ def lr_sweep(
     )
 
 
-@app.command()
+@command()
 def demo(
     output_dir: Annotated[Path, typer.Option(help="Where runs go.")] = Path("runs"),
     cache: Annotated[Path | None, typer.Option(help="Dataset cache folder.")] = None,
@@ -421,10 +366,7 @@ def demo(
     """Build the bundled Blue Marble dataset, then train, evaluate and predict on it."""
     from podium.workflows.demo import run_demo
 
-    try:
-        run_demo(output_dir, cache, set_ or [])
-    except (ConfigError, DataError) as error:
-        _fail(error)
+    run_demo(output_dir, cache, set_ or [])
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -193,3 +193,23 @@ def test_check_warns_about_near_duplicates_across_train_and_val(tiny_config, tin
     )
     assert result.exit_code == 0, result.output
     assert f"{first.stem} ~ copy" in result.output
+
+
+def test_every_command_shares_the_one_error_handler():
+    callbacks = [c.callback for c in app.registered_commands]
+    assert len(callbacks) >= 10
+    assert all(hasattr(cb, "__wrapped__") for cb in callbacks), "register commands with @command()"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo", "--set", "model.arch=Unett"],  # a config error
+        ["lr-sweep", "-c", "/nonexistent.yaml"],  # a missing file
+        ["predict", "--ckpt", "/nonexistent.ckpt", "--input", ".", "--output", "/tmp/x"],
+    ],
+)
+def test_user_errors_exit_2_with_one_red_line_and_no_traceback(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "Traceback" not in result.output
