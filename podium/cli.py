@@ -253,6 +253,9 @@ def predict(
     submission: Annotated[
         Path | None, typer.Option(help="Also write a Kaggle RLE submission CSV (sigmoid head).")
     ] = None,
+    inputs: Annotated[
+        Path | None, typer.Option(help="CSV of the model's extra inputs (model.inputs).")
+    ] = None,
 ) -> None:
     """Predict a folder: PNG masks, overlays, optional NPZ probabilities, timings CSV."""
     from podium.workflows.predict import predict_folder
@@ -260,7 +263,9 @@ def predict(
     cfg, predictor = _inference_setup(
         config, set_, ckpt, tta, tile, overlap, average, weight, postprocess
     )
-    summary = predict_folder(cfg, predictor, input, output, overlays, save_probs, submission)
+    summary = predict_folder(
+        cfg, predictor, input, output, overlays, save_probs, submission, inputs
+    )
     typer.echo(
         f"wrote {summary.written} masks to {output} in {summary.seconds:.1f} s; "
         f"skipped {len(summary.skipped)}"

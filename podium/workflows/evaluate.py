@@ -86,7 +86,7 @@ def evaluate(
     for batch in tqdm(loader, desc="evaluate", unit="batch"):
         images = batch["image"].to(device)
         start = synced_clock(device)
-        pred = predictor.batch(images)[head].argmax(1)
+        pred = predictor.batch(images, batch.get("inputs"))[head].argmax(1)
         model_seconds += synced_clock(device) - start
         target = batch[spec.target_key].to(device).long()
         confusion += multiclass_confusion_matrix(pred, target, classes, ignore_index=ignore).cpu()
@@ -152,7 +152,7 @@ def plot_best_worst(predictor, dataset, best, worst, config, path: Path, head: s
     for kind, picks in (("best", best), ("worst", worst)):
         for score, name in picks:
             item = dataset[index[name]]
-            pred = predictor(item["image"])[head].argmax(0).cpu().numpy()
+            pred = predictor(item["image"], item.get("inputs"))[head].argmax(0).cpu().numpy()
             image = item["image"].permute(1, 2, 0).numpy()
             truth = item[mask.target_key].numpy()
             rows.append((f"{kind}: {name}", image, truth, pred, f"prediction (mIoU {score:.3f})"))

@@ -114,7 +114,7 @@ def evaluate_multilabel(
     seconds = 0.0
     for batch in tqdm(loader, desc="evaluate", unit="batch"):
         start = synced_clock(predictor.device)
-        outputs = predictor.batch(batch["image"])
+        outputs = predictor.batch(batch["image"], batch.get("inputs"))
         seconds += synced_clock(predictor.device) - start
         pred = _binarize(outputs[head].float(), outputs.get(class_head), pp)
         truth = batch[spec.target_key] == 1
@@ -168,7 +168,7 @@ def _cell(value: float | int) -> str:
 def _grid_row(predictor, dataset, head, pp, kind: str, score: float, index: int) -> tuple:
     """(title, H×W×3 image, truth ids, prediction ids, caption) of one validation image."""
     item = dataset[index]
-    outputs = predictor(item["image"])
+    outputs = predictor(item["image"], item.get("inputs"))
     class_head = predictor.head_of_kind("class")
     class_probs = outputs[class_head][None] if class_head in outputs else None
     pred = _binarize(outputs[head][None].float(), class_probs, pp)[0].numpy()

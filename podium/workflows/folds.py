@@ -92,7 +92,7 @@ def write_oof(config: Config, ckpt: Path, val: list[Sample], out_dir: Path) -> i
     dataset = dataset_for(cfg, "val", samples=val, augment=False)
     for index in tqdm(range(len(dataset)), desc="out-of-fold", unit="img"):
         item = dataset[index]
-        probs = predictor(item["image"])
+        probs = predictor(item["image"], item.get("inputs"))
         arrays = {k: v.float().cpu().numpy() for k, v in probs.items()}
         save_probabilities(out_dir / f"{item['name']}.npz", arrays)
     return len(dataset)

@@ -34,7 +34,7 @@ def _validation_items(config: Config, predictor: Predictor) -> Iterator[tuple]:
     dataset = dataset_for(config, "val", augment=False)
     for index in tqdm(range(len(dataset)), desc="tune: predict validation", unit="img"):
         item = dataset[index]
-        outputs = predictor(item["image"])
+        outputs = predictor(item["image"], item.get("inputs"))
         probs = outputs[head].float().cpu().numpy()
         class_probs = outputs[class_head].float().cpu().numpy() if class_head else None
         yield item["name"], probs, item[key].numpy().astype(bool), class_probs

@@ -14,6 +14,7 @@ from podium.config import Config
 from podium.data.errors import DataError
 from podium.data.formats import list_images
 from podium.data.images import read_image
+from podium.data.inputs_csv import read_inputs_csv
 from podium.data.rle_csv import masks_to_rows, write_rle_csv
 from podium.heads import WriteContext
 from podium.inference.pipeline import Predictor
@@ -41,13 +42,19 @@ def predict_folder(
     overlays: bool = True,
     save_probs: bool = False,
     submission: Path | None = None,
+    inputs: Path | None = None,
 ) -> PredictionSummary:
     """Image by image (sizes may differ); unreadable images are skipped, counted and named.
 
     submission: also stream a Kaggle RLE CSV (every image × class row) for a sigmoid head.
+    inputs: the CSV of the model's extra inputs (model.inputs) for these images.
     """
     summary = PredictionSummary()
-    results = _predict_each(config, predictor, input_dir, output_dir, overlays, save_probs, summary)
+    images = list_images(input_dir)
+    extras = _extra_inputs(config, inputs, images)
+    results = _predict_each(
+        config, predictor, images, extras, output_dir, overlays, save_probs, summary
+    )
     if submission is None:
         for _ in results:
             pass
@@ -61,7 +68,24 @@ def predict_folder(
     return summary
 
 
-def _predict_each(config, predictor, input_dir, output_dir, overlays, save_probs, summary):
+def _extra_inputs(config: Config, csv: Path | None, images: dict[str, Path]) -> dict:
+    """stem → {input: 1-D float tensor} from the inputs CSV; {} for a model without inputs."""
+    declared = config.model.inputs
+    if not declared:
+        return {}
+    if csv is None:
+        raise ValueError(
+            f"the model reads extra inputs {sorted(declared)} besides the image: give their "
+            "CSV with --inputs (a name column, then one column per value)"
+        )
+    rows = read_inputs_csv(Path(csv), declared, list(images))
+    return {
+        stem: {name: torch.tensor(values, dtype=torch.float32) for name, values in row.items()}
+        for stem, row in rows.items()
+    }
+
+
+def _predict_each(config, predictor, images, extras, output_dir, overlays, save_probs, summary):
     """Predict, write every head's outputs, yield (path, mask or None); fills `summary`.
 
     The mask head's probabilities go through data.postprocess when set; every other head
@@ -74,14 +98,15 @@ def _predict_each(config, predictor, input_dir, output_dir, overlays, save_probs
         check_class_rule(pp, class_name, config.inference.postprocess, predictor.options.tile)
     timings = []
     start = time.perf_counter()
-    for stem, path in tqdm(list_images(input_dir).items(), desc="predict", unit="img"):
+    for stem, path in tqdm(images.items(), desc="predict", unit="img"):
         try:
             image = read_image(path, config.model.in_channels)
         except DataError as error:
             summary.skipped.append(f"{path}: {error}")
             continue
         t0 = time.perf_counter()
-        probs = predictor(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
+        tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        probs = predictor(tensor, extras.get(stem))
         decoded = {name: head.decode(probs[name]) for name, head in predictor.heads.items()}
         if pp is not None:
             mask = predictor.heads[mask_name]
