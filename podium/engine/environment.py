@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
@@ -9,7 +10,7 @@ from importlib import metadata
 
 import torch
 
-__all__ = ["describe_environment", "resolve_precision"]
+__all__ = ["describe_environment", "quiet_lightning", "resolve_precision"]
 
 _PACKAGES = (
     "podium",
@@ -52,3 +53,15 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     if accelerator == "cpu" or not torch.cuda.is_available():
         return "32-true"
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+# Lightning's rank-zero notices ("GPU available: ...", "💡 Tip: ... litlogger",
+# "`Trainer(limit_train_batches=1.0)` was configured ...") say nothing a podium user can act
+# on; its warnings still show. (Seeding is called with verbose=False.)
+_NOTICE_LOGGERS = ("lightning.pytorch.utilities.rank_zero",)
+
+
+def quiet_lightning() -> None:
+    """Hide Lightning's informational notices (warnings and errors still show)."""
+    for name in _NOTICE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -20,7 +20,7 @@ from podium.build import apply_init, build_datamodule, build_module, schedule_ca
 from podium.build.validation import validated_samples
 from podium.config import Config, load_config
 from podium.engine.checkpoint_io import AtomicCheckpointIO
-from podium.engine.environment import describe_environment, resolve_precision
+from podium.engine.environment import describe_environment, quiet_lightning, resolve_precision
 from podium.engine.guards import NonFiniteGuard
 from podium.engine.history import MetricsHistory
 from podium.engine.rng_state import RngState
@@ -115,6 +115,7 @@ def build_trainer(config: Config, run_dir: Path, callbacks: list[pl.Callback]) -
         CSVLogger(run_dir / "logs", name="csv", version=datetime.now().strftime("%Y%m%d-%H%M%S")),
         TensorBoardLogger(run_dir, name="logs", version="tensorboard"),
     ]
+    quiet_lightning()
     return pl.Trainer(
         default_root_dir=run_dir,
         max_epochs=t.max_epochs,
@@ -148,7 +149,7 @@ def train(config: Config, resume: Path | None = None, samples=None) -> Path:
         _remove_stale_temp_files(run_dir)
     else:
         run_dir = make_run_dir(config)
-    pl.seed_everything(config.seed, workers=True)
+    pl.seed_everything(config.seed, workers=True, verbose=False)
     samples, pseudo = _validated(config, samples)
     atomic_write_text(run_dir / "config.yaml", config.to_yaml())
     atomic_write_text(run_dir / "environment.json", json.dumps(describe_environment(), indent=2))

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from podium.build import build_datamodule, build_module
 from podium.config import Config
-from podium.engine.environment import resolve_precision
+from podium.engine.environment import quiet_lightning, resolve_precision
 from podium.io import atomic_write_text
 
 __all__ = ["SweepPoint", "lr_sweep", "suggest_lr"]
@@ -42,7 +42,7 @@ def lr_sweep(
     val_batches: int = 5,
 ) -> tuple[list[SweepPoint], float]:
     """Train `steps` batches per LR from the same weights; write CSV, PNG and the suggestion."""
-    pl.seed_everything(config.seed, workers=True)
+    pl.seed_everything(config.seed, workers=True, verbose=False)
     datamodule = build_datamodule(config)
     initial = build_module(config).state_dict()
     lrs = np.geomspace(lr_min, lr_max, num)
@@ -61,6 +61,7 @@ def _short_run(config, datamodule, initial, lr, steps, val_batches) -> SweepPoin
     cfg.schedule = type(cfg.schedule)(name="constant")
     module = build_module(cfg)
     module.load_state_dict(copy.deepcopy(initial))
+    quiet_lightning()
     trainer = pl.Trainer(
         max_steps=steps,
         max_epochs=-1,
@@ -76,7 +77,7 @@ def _short_run(config, datamodule, initial, lr, steps, val_batches) -> SweepPoin
         devices=1,
         precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
     )
-    pl.seed_everything(config.seed, workers=True)  # same batches for every LR
+    pl.seed_everything(config.seed, workers=True, verbose=False)  # same batches for every LR
     trainer.fit(module, datamodule=datamodule)
     train_loss = float(trainer.callback_metrics.get("train/loss_step", math.nan))
     val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
