@@ -267,7 +267,7 @@ def predict(
         cfg, predictor, input, output, overlays, save_probs, submission, inputs
     )
     typer.echo(
-        f"wrote {summary.written} masks to {output} in {summary.seconds:.1f} s; "
+        f"wrote the outputs of {summary.written} images to {output} in {summary.seconds:.1f} s; "
         f"skipped {len(summary.skipped)}"
     )
     for line in summary.skipped:

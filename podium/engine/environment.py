@@ -6,6 +6,7 @@ import logging
 import os
 import platform
 import sys
+import warnings
 from importlib import metadata
 
 import torch
@@ -65,3 +66,5 @@ def quiet_lightning() -> None:
     """Hide Lightning's informational notices (warnings and errors still show)."""
     for name in _NOTICE_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Lightning 2.6 calls a torch pytree API that torch itself deprecated: not the user's to fix.
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
