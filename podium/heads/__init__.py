@@ -5,11 +5,13 @@ config union, the model, the engine, TTA, tiles and the writers pick it up from 
 """
 
 # Importing the kinds fills the registry.
-from podium.heads import classification, dense, mask  # noqa: E402,F401,I001
+from podium.heads import classification, dense, mask, scalar, vector  # noqa: E402,F401,I001
 from podium.heads.base import FeatureShapes, HeadBase, HeadInputs, LossTerm, WriteContext
 from podium.heads.classification import ClassHead
 from podium.heads.dense import DenseHead
 from podium.heads.mask import MaskHead
+from podium.heads.scalar import ScalarHead
+from podium.heads.vector import VectorHead
 from podium.heads.registry import HEADS
 
 __all__ = [
@@ -21,6 +23,8 @@ __all__ = [
     "HeadInputs",
     "LossTerm",
     "MaskHead",
+    "ScalarHead",
+    "VectorHead",
     "WriteContext",
     "first_of_kind",
     "make_head",

@@ -8,7 +8,7 @@ elements of all channels of the epoch (not a mean of per-batch or per-image valu
 from __future__ import annotations
 
 from torchmetrics import Metric
-from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
+from torchmetrics.regression import CosineSimilarity, MeanAbsoluteError, MeanSquaredError, R2Score
 
 from podium.metrics.core import METRICS, MetricContext
 
@@ -52,3 +52,13 @@ def r2_score(ctx: MetricContext) -> Metric:
     """
     _check_regression("r2", ctx)
     return R2Score()
+
+
+@METRICS.register("cosine_similarity")
+def cosine_similarity(ctx: MetricContext) -> Metric:
+    """Mean cosine similarity of predicted and true vectors: 1 same direction, -1 opposite.
+
+    preds, target: N×2 (one row per vector).
+    """
+    _check_regression("cosine_similarity", ctx)
+    return CosineSimilarity(reduction="mean")

@@ -60,7 +60,7 @@ def test_one_training_step_learns_and_metrics_compute(tmp_path, kind):
     torch.manual_seed(0)
     module = build_module(config)
     name = _probe(config)
-    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    optimizer = torch.optim.SGD(module.parameters(), lr=1e-3)
     before = [p.detach().clone() for p in module.model.heads[name].parameters()]
     loss = module.training_step(_batch(module), 0)
     assert torch.isfinite(loss)

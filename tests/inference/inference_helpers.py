@@ -17,8 +17,9 @@ from podium.heads import HeadBase, make_head
 
 
 class _StandIn(HeadBase):
-    """A head kind the package does not have yet (vector, scalar, box): its TTA behaviour only,
-    from podium.geometry, so TTA and tiles are tested on every kind the design names."""
+    """A head kind the package does not have yet (a per-pixel vector field, box): its TTA
+    behaviour only, from podium.geometry, so TTA and tiles are tested on every kind the design
+    names."""
 
     channels: int = 2
 
@@ -46,15 +47,6 @@ class VectorField(_StandIn):
         return normalize_vectors(merged)
 
 
-class Direction(VectorField):
-    spatial: ClassVar[bool] = False
-
-
-class Scalar(_StandIn):
-    kind: str = "scalar"
-    spatial: ClassVar[bool] = False
-
-
 class Box(_StandIn):
     kind: str = "box"
     spatial: ClassVar[bool] = False
@@ -79,9 +71,9 @@ SPECS: dict[str, HeadBase] = {
     "labels": make_head("labels", "mask", classes=2, activation="sigmoid"),
     "dense": make_head("dense", "dense", channels=1),
     "field": _named(VectorField(), "field"),
-    "scalar": _named(Scalar(channels=1), "scalar"),
+    "scalar": make_head("scalar", "scalar", channels=1),
     "cls": make_head("cls", "class", classes=4),
-    "direction": _named(Direction(), "direction"),
+    "direction": make_head("direction", "vector"),
     "box": _named(Box(channels=4), "box"),
 }
 
