@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch import nn
 
 from podium.heads.base import (
@@ -63,13 +63,9 @@ class MaskHead(HeadBase):
     default_metrics: ClassVar[tuple[str, ...]] = ("iou", "dice", "accuracy")
     example: ClassVar[dict[str, Any]] = {"classes": 3}
 
-    @model_validator(mode="after")
-    def _default_loss(self):
-        if not self.loss:
-            term = "bce" if self.activation == "sigmoid" else "ce"
-            # object.__setattr__: validate_assignment would re-run this validator.
-            object.__setattr__(self, "loss", [LossTerm(name=term)])
-        return self
+    def loss_terms(self) -> list[LossTerm]:
+        """The YAML's terms, else ce (softmax) or bce (sigmoid)."""
+        return self.loss or [LossTerm(name="bce" if self.multilabel else "ce")]
 
     @property
     def out_channels(self) -> int:
