@@ -19,6 +19,7 @@ from podium.heads.base import (
     WriteContext,
     vector_inputs,
 )
+from podium.heads.pooled import PooledSource, pooled_feature, source_channels
 from podium.heads.registry import HEADS
 from podium.io import atomic_write_text
 from podium.losses import LossContext
@@ -66,10 +67,7 @@ class ClassModule(nn.Module):
         super().__init__()
         self.source, self.depth = head.source, head.depth
         self.inputs, self.reads = list(head.inputs), list(head.reads)
-        if head.source == "encoder":
-            channels = shapes.encoder_channels[head.depth]
-        else:
-            channels = shapes.decoder_channels
+        channels = source_channels(head, shapes)
         extra = sum(shapes.inputs[n] for n in self.inputs) + sum(
             shapes.heads[n] for n in self.reads
         )
@@ -78,7 +76,7 @@ class ClassModule(nn.Module):
             self.head[0] = ClassificationHead(channels, 1, head.pooling)[0]
 
     def forward(self, ctx: HeadInputs) -> torch.Tensor:
-        feature = ctx.encoder[self.depth] if self.source == "encoder" else ctx.decoder
+        feature = pooled_feature(ctx, self.source, self.depth)
         pooled = self.head[1](self.head[0](feature))
         x = vector_inputs(pooled, ctx, self.inputs, self.reads)
         for layer in list(self.head)[2:]:  # dropout, linear, activation (identity)
@@ -87,7 +85,7 @@ class ClassModule(nn.Module):
 
 
 @HEADS.register("class")
-class ClassHead(HeadBase):
+class ClassHead(PooledSource):
     """Targets: B×K presence, made on the device from the mask head's target (no labels)."""
 
     kind: Literal["class"] = "class"
@@ -95,14 +93,7 @@ class ClassHead(HeadBase):
     activation: Literal["sigmoid"] = Field(
         "sigmoid", description="Always sigmoid: an image may hold several classes."
     )
-    source: Literal["encoder", "decoder"] = Field(
-        "encoder", description="Pool the encoder's map (at `depth`) or the decoder's finest map."
-    )
-    depth: int = Field(-1, description="Encoder depth to pool; -1 is the deepest.")
-    pooling: Literal["avg", "max"] = Field("avg", description="Global pooling.")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the linear layer.")
 
-    spatial: ClassVar[bool] = False
     probabilistic: ClassVar[bool] = True
     default_loss: ClassVar[tuple[str, ...]] = ("bce",)
     default_metrics: ClassVar[tuple[str, ...]] = ("auroc", "accuracy")

@@ -21,7 +21,19 @@ from podium.heads.base import (
 )
 from podium.io import atomic_write_text
 
-__all__ = ["PooledHead", "PooledMLP"]
+__all__ = ["PooledHead", "PooledMLP", "PooledSource", "pooled_feature", "source_channels"]
+
+
+def source_channels(head: PooledSource, shapes: FeatureShapes) -> int:
+    """Channels of the map a pooling head reads: the encoder's at `depth`, or the decoder's."""
+    if head.source == "encoder":
+        return shapes.encoder_channels[head.depth]
+    return shapes.decoder_channels
+
+
+def pooled_feature(ctx: HeadInputs, source: str, depth: int) -> torch.Tensor:
+    """The map a pooling head reads at forward time (B×C×h×w)."""
+    return ctx.encoder[depth] if source == "encoder" else ctx.decoder
 
 
 class PooledMLP(nn.Module):
@@ -32,10 +44,7 @@ class PooledMLP(nn.Module):
         super().__init__()
         self.source, self.depth = head.source, head.depth
         self.inputs, self.reads = list(head.inputs), list(head.reads)
-        if head.source == "encoder":
-            channels = shapes.encoder_channels[head.depth]
-        else:
-            channels = shapes.decoder_channels
+        channels = source_channels(head, shapes)
         pool = nn.AdaptiveAvgPool2d(1) if head.pooling == "avg" else nn.AdaptiveMaxPool2d(1)
         self.pool = nn.Sequential(pool, nn.Flatten())
         self.mlp = nn.Sequential(
@@ -46,24 +55,28 @@ class PooledMLP(nn.Module):
         )
 
     def forward(self, ctx: HeadInputs) -> torch.Tensor:
-        feature = ctx.encoder[self.depth] if self.source == "encoder" else ctx.decoder
-        pooled = self.pool(feature)
+        pooled = self.pool(pooled_feature(ctx, self.source, self.depth))
         return self.mlp(vector_inputs(pooled, ctx, self.inputs, self.reads))
 
 
-class PooledHead(HeadBase):
-    """Fields of the image-level regression kinds; outputs B×K, unchanged in place by D4
-    unless the kind says otherwise (vectors rotate)."""
+class PooledSource(HeadBase):
+    """Fields of the image-level kinds that pool a map (class, vector, scalar): outputs B×K."""
 
     source: Literal["encoder", "decoder"] = Field(
         "encoder", description="Pool the encoder's map (at `depth`) or the decoder's finest map."
     )
     depth: int = Field(-1, description="Encoder depth to pool; -1 is the deepest.")
     pooling: Literal["avg", "max"] = Field("avg", description="Global pooling.")
-    hidden: int = Field(256, ge=1, description="Width of the MLP's hidden layer.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the last linear layer.")
 
     spatial: ClassVar[bool] = False
+
+
+class PooledHead(PooledSource):
+    """The image-level regression kinds: a pooled map into a small MLP; unchanged by D4 unless
+    the kind says otherwise (vectors rotate)."""
+
+    hidden: int = Field(256, ge=1, description="Width of the MLP's hidden layer.")
 
     def build_module(self, shapes: FeatureShapes) -> nn.Module:
         return PooledMLP(self, shapes)
